@@ -3,3 +3,19 @@
 //! Models are defined twice: a candle `Module` for training ([`model`]) and a hand-written
 //! streaming kernel for the audio thread ([`kernel`]), sharing variable names and checked
 //! against each other in golden tests.
+
+pub mod align;
+pub mod dataset;
+pub mod dsp;
+pub mod kernel;
+pub mod metrics;
+pub mod model;
+pub mod profile;
+pub mod reference;
+pub mod signal;
+pub mod train;
+pub mod wav;
+
+pub use kernel::StreamingModel;
+pub use model::{ModelConfig, Size};
+pub use profile::{KnobDescriptor, Profile, ProfileMeta, Weights};

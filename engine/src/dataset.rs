@@ -1,0 +1,263 @@
+//! Training data: capture pairs (clean input, device output) read from WAV files, checked,
+//! aligned for the device's latency and tagged with knob values. Trainer/CLI thread.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::Deserialize;
+
+use crate::align::{align_pair, estimate_latency};
+use crate::model::MAX_KNOBS;
+use crate::profile::KnobDescriptor;
+use crate::wav::read_wav_mono;
+
+/// RMS below this (about -100 dBFS) counts as silence.
+const SILENCE_RMS: f32 = 1e-5;
+
+/// One aligned capture: `target[n]` is the device's response to `input[n]`.
+#[derive(Clone, Debug)]
+pub struct CapturePair {
+    /// Clean signal that went into the device.
+    pub input: Vec<f32>,
+    /// What came back, shifted so it lines up with `input`.
+    pub target: Vec<f32>,
+    /// Knob values in the knobs' own units, in [`Dataset::knobs`] order.
+    pub knob_values: Vec<f32>,
+    /// Device latency removed by alignment, in samples (positive: target was late).
+    pub latency_samples: i64,
+}
+
+/// A set of aligned captures at one sample rate with the knobs they vary.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Sample rate of every capture, in Hz.
+    pub sample_rate: u32,
+    /// The knobs, in model input order.
+    pub knobs: Vec<KnobDescriptor>,
+    /// The captures.
+    pub pairs: Vec<CapturePair>,
+    /// Notes worth showing the user (downmixes, inferred ranges).
+    pub notes: Vec<String>,
+}
+
+impl Dataset {
+    /// Knob values of pair `i`, normalised to the model's 0..1 inputs.
+    pub fn normalized_knobs(&self, i: usize) -> Vec<f32> {
+        self.knobs.iter().zip(&self.pairs[i].knob_values).map(|(k, &v)| k.normalize(v)).collect()
+    }
+
+    /// Total aligned audio, in seconds.
+    pub fn seconds(&self) -> f32 {
+        self.pairs.iter().map(|p| p.input.len()).sum::<usize>() as f32 / self.sample_rate as f32
+    }
+}
+
+/// A capture to load: WAV paths plus knob values by name.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CaptureSpec {
+    /// Path of the clean input WAV.
+    pub input: PathBuf,
+    /// Path of the device output WAV.
+    pub target: PathBuf,
+    /// Knob values by name, in the knobs' units.
+    #[serde(default)]
+    pub knobs: BTreeMap<String, f32>,
+}
+
+/// A knob's range as `captures.toml` may give it; missing fields are inferred.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnobRangeSpec {
+    /// Lowest value.
+    pub min: Option<f32>,
+    /// Highest value.
+    pub max: Option<f32>,
+    /// Starting value.
+    pub default: Option<f32>,
+    /// Unit text.
+    pub unit: Option<String>,
+}
+
+/// The contents of a `captures.toml`: `[[capture]]` entries and optional `[knobs.NAME]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapturesFile {
+    /// The captures.
+    pub capture: Vec<CaptureSpec>,
+    /// Optional knob ranges by name.
+    #[serde(default)]
+    pub knobs: BTreeMap<String, KnobRangeSpec>,
+}
+
+impl CapturesFile {
+    /// Reads a `captures.toml`; relative WAV paths are taken from the file's folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut file: CapturesFile = toml::from_str(&text).with_context(|| format!("bad captures file {}", path.display()))?;
+        ensure!(!file.capture.is_empty(), "{} lists no [[capture]] entries", path.display());
+        let base = path.parent().unwrap_or(Path::new("."));
+        for spec in &mut file.capture {
+            spec.input = base.join(&spec.input);
+            spec.target = base.join(&spec.target);
+        }
+        Ok(file)
+    }
+}
+
+/// How to load captures.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Use this device latency instead of estimating it, in samples.
+    pub latency_override: Option<i64>,
+    /// Largest latency searched for, in seconds.
+    pub max_latency_seconds: f32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { latency_override: None, max_latency_seconds: 0.25 }
+    }
+}
+
+fn rms(x: &[f32]) -> f32 {
+    (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
+}
+
+/// Reads, checks and aligns every capture, and settles the knob descriptors.
+pub fn load_dataset(specs: &[CaptureSpec], ranges: &BTreeMap<String, KnobRangeSpec>, options: &LoadOptions) -> Result<Dataset> {
+    ensure!(!specs.is_empty(), "no captures given");
+    let knob_names: Vec<String> = {
+        let mut names: Vec<String> = specs.iter().flat_map(|s| s.knobs.keys().cloned()).collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    ensure!(knob_names.len() <= MAX_KNOBS, "captures use {} knobs, at most {MAX_KNOBS} are supported", knob_names.len());
+    if let Some(unknown) = ranges.keys().find(|k| !knob_names.contains(k)) {
+        bail!("[knobs.{unknown}] is defined but no capture sets knob '{unknown}'");
+    }
+    let mut notes = Vec::new();
+    let mut sample_rate = None;
+    let mut pairs = Vec::new();
+    for spec in specs {
+        for name in &knob_names {
+            ensure!(spec.knobs.contains_key(name), "capture {} does not set knob '{name}'", spec.target.display());
+        }
+        let input = read_wav_mono(&spec.input)?;
+        let target = read_wav_mono(&spec.target)?;
+        for (audio, path) in [(&input, &spec.input), (&target, &spec.target)] {
+            if audio.source_channels > 1 {
+                notes.push(format!("{}: {} channels downmixed to mono", path.display(), audio.source_channels));
+            }
+        }
+        ensure!(
+            input.sample_rate == target.sample_rate,
+            "sample rate mismatch: input {} is {} Hz but target {} is {} Hz",
+            spec.input.display(),
+            input.sample_rate,
+            spec.target.display(),
+            target.sample_rate
+        );
+        let rate = *sample_rate.get_or_insert(input.sample_rate);
+        ensure!(rate == input.sample_rate, "captures mix sample rates ({rate} Hz and {} Hz)", input.sample_rate);
+        ensure!(rms(&input.samples) > SILENCE_RMS, "input {} is silent", spec.input.display());
+        ensure!(rms(&target.samples) > SILENCE_RMS, "target {} is silent", spec.target.display());
+        let max_latency = (options.max_latency_seconds * rate as f32) as usize;
+        let length_difference = input.samples.len().abs_diff(target.samples.len());
+        ensure!(
+            length_difference <= max_latency,
+            "length mismatch: input {} has {} samples, target {} has {} ({length_difference} apart, more than the {max_latency}-sample latency window)",
+            spec.input.display(),
+            input.samples.len(),
+            spec.target.display(),
+            target.samples.len()
+        );
+        let latency_samples = match options.latency_override {
+            Some(latency) => latency,
+            None => estimate_latency(&input.samples, &target.samples, max_latency)
+                .with_context(|| format!("cannot find the latency of {}", spec.target.display()))?
+                .latency_samples,
+        };
+        let (input, target) = align_pair(&input.samples, &target.samples, latency_samples);
+        ensure!(input.len() >= rate as usize, "capture {} is shorter than one second after alignment", spec.target.display());
+        let knob_values = knob_names.iter().map(|n| spec.knobs[n]).collect();
+        pairs.push(CapturePair { input, target, knob_values, latency_samples });
+    }
+    let knobs = knob_names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| settle_knob(name, pairs.iter().map(|p| p.knob_values[i]), ranges.get(name), &mut notes))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Dataset { sample_rate: sample_rate.unwrap_or(48_000), knobs, pairs, notes })
+}
+
+/// A knob's descriptor from its explicit range where given, else from the values seen.
+fn settle_knob(
+    name: &str,
+    values: impl Iterator<Item = f32>,
+    range: Option<&KnobRangeSpec>,
+    notes: &mut Vec<String>,
+) -> Result<KnobDescriptor> {
+    let values: Vec<f32> = values.collect();
+    let lowest = values.iter().copied().fold(f32::INFINITY, f32::min);
+    let highest = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let range = range.cloned().unwrap_or_default();
+    let (mut min, mut max) = (range.min.unwrap_or(lowest), range.max.unwrap_or(highest));
+    if range.min.is_none() && range.max.is_none() && min == max {
+        // One value only: the model cannot learn the knob's effect; give it a usable range.
+        min = min.min(0.0);
+        max = if max > 0.0 { max * 2.0 } else { min + 1.0 };
+        notes.push(format!(
+            "knob '{name}' has one value ({lowest}); range set to {min}..{max} (set [knobs.{name}] min/max in a captures file)"
+        ));
+    }
+    ensure!(min < max, "knob '{name}' has min {min} not below max {max}");
+    ensure!(
+        lowest >= min && highest <= max,
+        "knob '{name}' values {lowest}..{highest} fall outside its range {min}..{max}"
+    );
+    let default = range.default.unwrap_or_else(|| values.first().copied().unwrap_or(min)).clamp(min, max);
+    Ok(KnobDescriptor { name: name.to_string(), min, max, default, unit: range.unit.unwrap_or_default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_value_knob_gets_a_range_with_a_note() {
+        let mut notes = Vec::new();
+        let knob = settle_knob("gain", [8.0].into_iter(), None, &mut notes).unwrap();
+        assert_eq!((knob.min, knob.max, knob.default), (0.0, 16.0, 8.0));
+        assert_eq!(notes.len(), 1);
+    }
+
+    #[test]
+    fn explicit_range_wins_and_must_contain_values() {
+        let mut notes = Vec::new();
+        let range = KnobRangeSpec { min: Some(0.0), max: Some(10.0), default: Some(5.0), unit: Some("dB".into()) };
+        let knob = settle_knob("gain", [2.0, 8.0].into_iter(), Some(&range), &mut notes).unwrap();
+        assert_eq!((knob.min, knob.max, knob.default, knob.unit.as_str()), (0.0, 10.0, 5.0, "dB"));
+        let narrow = KnobRangeSpec { min: Some(3.0), max: Some(4.0), ..Default::default() };
+        let err = settle_knob("gain", [2.0, 8.0].into_iter(), Some(&narrow), &mut notes).unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err}");
+    }
+
+    #[test]
+    fn captures_file_parses_paths_relative_to_itself() {
+        let dir = std::env::temp_dir().join(format!("doppel-captures-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("captures.toml");
+        std::fs::write(
+            &path,
+            "[[capture]]\ninput = \"di.wav\"\ntarget = \"g3.wav\"\nknobs = { gain = 3.0 }\n\n[knobs.gain]\nmin = 0.0\nmax = 10.0\n",
+        )
+        .unwrap();
+        let file = CapturesFile::load(&path).unwrap();
+        assert_eq!(file.capture[0].input, dir.join("di.wav"));
+        assert_eq!(file.capture[0].knobs["gain"], 3.0);
+        assert_eq!(file.knobs["gain"].max, Some(10.0));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,59 @@
+//! Hand-written streaming kernels: the audio-thread side of each model.
+//!
+//! A kernel is built off the audio thread from a [`ModelConfig`] and [`Weights`] (which it
+//! looks up by name, shapes checked), preallocates every buffer for `max_block_samples`,
+//! and then processes any number of samples per call without allocating, locking or
+//! growing. Audio thread: [`StreamingModel::process`] and [`StreamingModel::reset`] only.
+
+pub mod lstm;
+pub mod wavenet;
+
+pub use lstm::LstmKernel;
+pub use wavenet::WavenetKernel;
+
+use crate::model::ModelConfig;
+use crate::profile::Weights;
+
+/// A model's streaming kernel, one per audio channel.
+pub enum StreamingModel {
+    /// See [`WavenetKernel`].
+    Wavenet(WavenetKernel),
+    /// See [`LstmKernel`].
+    Lstm(LstmKernel),
+}
+
+impl StreamingModel {
+    /// Builds the kernel for `config` from `weights` (checked by name and shape), with
+    /// buffers for blocks of up to `max_block_samples`. Calls to [`Self::process`] with
+    /// longer slices are split internally. Not real-time safe: allocates.
+    pub fn new(config: &ModelConfig, weights: &Weights, max_block_samples: usize) -> anyhow::Result<Self> {
+        let max_block_samples = max_block_samples.max(1);
+        Ok(match config {
+            ModelConfig::Wavenet(c) => StreamingModel::Wavenet(WavenetKernel::new(c, weights, max_block_samples)?),
+            ModelConfig::Lstm(c) => StreamingModel::Lstm(LstmKernel::new(c, weights, max_block_samples)?),
+        })
+    }
+
+    /// Processes `input` into `output` (same length, any length). `knobs` holds the model's
+    /// normalised knob values (`num_knobs` of them, each 0..1), constant over this call.
+    /// Real-time safe: no allocation, locking or I/O.
+    pub fn process(&mut self, input: &[f32], knobs: &[f32], output: &mut [f32]) {
+        debug_assert_eq!(input.len(), output.len());
+        match self {
+            StreamingModel::Wavenet(k) => k.process(input, knobs, output),
+            StreamingModel::Lstm(k) => k.process(input, knobs, output),
+        }
+    }
+
+    /// Clears all history. Afterwards the kernel's output equals the candle model's output
+    /// on the same input preceded by zeros (a WaveNet kernel prewarms over
+    /// `receptive_field - 1` zero samples with `knobs`, normalised as in [`Self::process`];
+    /// an LSTM zeroes its state). A freshly built kernel is in the reset state for knobs at 0.
+    /// Real-time safe: no allocation; costs about one receptive field of processing.
+    pub fn reset(&mut self, knobs: &[f32]) {
+        match self {
+            StreamingModel::Wavenet(k) => k.reset(knobs),
+            StreamingModel::Lstm(k) => k.reset(knobs),
+        }
+    }
+}
