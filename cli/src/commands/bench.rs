@@ -1,0 +1,73 @@
+//! `doppel bench`: real-time cost of a profile's kernel on one thread.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use clap::Args;
+use doppel_engine::signal::test_phrase;
+use doppel_engine::{Profile, StreamingModel};
+
+/// Arguments of `doppel bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Profile to measure.
+    #[arg(long)]
+    profile: PathBuf,
+    /// Block size in samples.
+    #[arg(long, default_value_t = 64)]
+    block: usize,
+    /// Seconds of audio to process.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f32,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Times the kernel over a test phrase, block by block.
+pub fn run(args: BenchArgs) -> Result<()> {
+    ensure!(args.block > 0, "--block must be at least 1");
+    ensure!(args.seconds > 0.0, "--seconds must be positive");
+    let profile = Profile::load(&args.profile)?;
+    let sample_rate = profile.meta.sample_rate;
+    let input = test_phrase(sample_rate, args.seconds, 7);
+    let knobs: Vec<f32> = profile.meta.knobs.iter().map(|k| k.normalize(k.default)).collect();
+    let mut model = StreamingModel::new(&profile.meta.model, &profile.weights, args.block)?;
+    let mut output = vec![0.0; args.block];
+    // Warm caches and branch predictors on the first second, then time the whole signal.
+    for block in input[..input.len().min(sample_rate as usize)].chunks(args.block) {
+        model.process(block, &knobs, &mut output[..block.len()]);
+    }
+    model.reset(&knobs);
+    let start = Instant::now();
+    let mut blocks = 0usize;
+    for block in input.chunks(args.block) {
+        model.process(block, &knobs, &mut output[..block.len()]);
+        blocks += 1;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let audio_seconds = input.len() as f64 / sample_rate as f64;
+    let realtime_factor = elapsed / audio_seconds;
+    let us_per_block = elapsed * 1e6 / blocks as f64;
+    let (architecture, size) = super::model_label(&profile);
+    if args.json {
+        let json = serde_json::json!({
+            "architecture": architecture,
+            "size": size,
+            "parameters": profile.meta.model.parameter_count(),
+            "block": args.block,
+            "sample_rate": sample_rate,
+            "seconds": audio_seconds,
+            "realtime_factor": realtime_factor,
+            "us_per_block": us_per_block,
+        });
+        println!("{json}");
+    } else {
+        println!(
+            "{architecture}/{size}: realtime factor {realtime_factor:.5} ({us_per_block:.2} µs per {}-sample block at {sample_rate} Hz, one thread)",
+            args.block
+        );
+    }
+    Ok(())
+}

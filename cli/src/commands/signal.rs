@@ -1,0 +1,55 @@
+//! `doppel signal`: the capture signal or a held-out test phrase.
+
+use std::path::PathBuf;
+
+use anyhow::{ensure, Result};
+use clap::{Args, ValueEnum};
+use doppel_engine::signal::{capture_signal, test_phrase, DEFAULT_CAPTURE_SECONDS};
+use doppel_engine::wav::write_wav_mono;
+
+/// Which signal to write.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SignalKind {
+    /// The profiling signal: sweeps, noise bursts, dynamics, impulses, silence.
+    Capture,
+    /// Guitar-like held-out audio for evaluation, different from the capture signal.
+    Phrase,
+}
+
+/// Arguments of `doppel signal`.
+#[derive(Args)]
+pub struct SignalArgs {
+    /// WAV file to write (32-bit float, mono).
+    #[arg(long)]
+    out: PathBuf,
+    /// Sample rate in Hz.
+    #[arg(long, default_value_t = 48_000)]
+    sample_rate: u32,
+    /// Length in seconds (default: the capture signal's designed length, or 20 s for a phrase).
+    #[arg(long)]
+    seconds: Option<f32>,
+    /// Capture signal or held-out phrase.
+    #[arg(long, value_enum, default_value = "capture")]
+    kind: SignalKind,
+    /// Seed of a phrase.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Writes the requested signal.
+pub fn run(args: SignalArgs) -> Result<()> {
+    ensure!((8_000..=384_000).contains(&args.sample_rate), "sample rate {} Hz is out of range", args.sample_rate);
+    let samples = match args.kind {
+        SignalKind::Capture => capture_signal(args.sample_rate, args.seconds.unwrap_or(DEFAULT_CAPTURE_SECONDS)),
+        SignalKind::Phrase => test_phrase(args.sample_rate, args.seconds.unwrap_or(20.0), args.seed),
+    };
+    ensure!(!samples.is_empty(), "--seconds must be positive");
+    write_wav_mono(&args.out, &samples, args.sample_rate)?;
+    eprintln!(
+        "wrote {} ({:.1} s at {} Hz)",
+        args.out.display(),
+        samples.len() as f32 / args.sample_rate as f32,
+        args.sample_rate
+    );
+    Ok(())
+}
