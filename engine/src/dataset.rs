@@ -39,6 +39,9 @@ pub struct Dataset {
     pub pairs: Vec<CapturePair>,
     /// Notes worth showing the user (downmixes, inferred ranges).
     pub notes: Vec<String>,
+    /// Samples by which each target was left late of its measured latency (see
+    /// [`LoadOptions::causality_margin_seconds`]).
+    pub alignment_margin_samples: i64,
 }
 
 impl Dataset {
@@ -112,11 +115,15 @@ pub struct LoadOptions {
     pub latency_override: Option<i64>,
     /// Largest latency searched for, in seconds.
     pub max_latency_seconds: f32,
+    /// Align each target this much later than its measured latency. A device's filters
+    /// put the correlation peak a little after the first sample the output depends on;
+    /// a causal model with a receptive field to spare predicts better with this margin.
+    pub causality_margin_seconds: f32,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { latency_override: None, max_latency_seconds: 0.25 }
+        LoadOptions { latency_override: None, max_latency_seconds: 0.25, causality_margin_seconds: 0.0 }
     }
 }
 
@@ -179,7 +186,8 @@ pub fn load_dataset(specs: &[CaptureSpec], ranges: &BTreeMap<String, KnobRangeSp
                 .with_context(|| format!("cannot find the latency of {}", spec.target.display()))?
                 .latency_samples,
         };
-        let (input, target) = align_pair(&input.samples, &target.samples, latency_samples);
+        let margin = (options.causality_margin_seconds * rate as f32).round() as i64;
+        let (input, target) = align_pair(&input.samples, &target.samples, latency_samples - margin);
         ensure!(input.len() >= rate as usize, "capture {} is shorter than one second after alignment", spec.target.display());
         let knob_values = knob_names.iter().map(|n| spec.knobs[n]).collect();
         pairs.push(CapturePair { input, target, knob_values, latency_samples });
@@ -189,7 +197,9 @@ pub fn load_dataset(specs: &[CaptureSpec], ranges: &BTreeMap<String, KnobRangeSp
         .enumerate()
         .map(|(i, name)| settle_knob(name, pairs.iter().map(|p| p.knob_values[i]), ranges.get(name), &mut notes))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Dataset { sample_rate: sample_rate.unwrap_or(48_000), knobs, pairs, notes })
+    let sample_rate = sample_rate.unwrap_or(48_000);
+    let alignment_margin_samples = (options.causality_margin_seconds * sample_rate as f32).round() as i64;
+    Ok(Dataset { sample_rate, knobs, pairs, notes, alignment_margin_samples })
 }
 
 /// A knob's descriptor from its explicit range where given, else from the values seen.

@@ -82,6 +82,10 @@ pub struct TrainingSummary {
     pub wall_seconds: f32,
     /// Device latency found by alignment (or given), in samples, per capture.
     pub device_latency_samples: Vec<i64>,
+    /// Samples the targets were left late of their measured latency (the model's output
+    /// is that much later than the device's); evaluation aligns the same way.
+    #[serde(default)]
+    pub alignment_margin_samples: i64,
     /// Seed of the run.
     pub seed: u64,
     /// `(step, training loss)` pairs, thinned to a few dozen points.

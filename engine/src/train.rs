@@ -158,8 +158,6 @@ impl<'a> Trainer<'a> {
     fn new(config: &'a TrainConfig, dataset: &'a Dataset) -> Result<Self> {
         let device = Device::Cpu;
         let varmap = VarMap::new();
-        // candle's VarMap initialisers draw from a global RNG; seed it for reproducibility.
-        device.set_seed(config.seed)?;
         let model = Model::new(&config.model, VarBuilder::from_varmap(&varmap, DType::F32, &device))?;
         let context = config.model.receptive_field() - 1 + config.warmup_samples();
         let splits = (0..dataset.pairs.len())
@@ -174,7 +172,11 @@ impl<'a> Trainer<'a> {
                 Ok(Split { train_end, knobs: dataset.normalized_knobs(i) })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Trainer { config, dataset, splits, varmap, model, device, rng: ChaCha8Rng::seed_from_u64(config.seed) })
+        let trainer = Trainer { config, dataset, splits, varmap, model, device, rng: ChaCha8Rng::seed_from_u64(config.seed) };
+        // candle's CPU initialisers draw from an unseeded RNG; overwrite them so a seed
+        // reproduces a run.
+        trainer.restore(&initial_weights(&config.model, config.seed))?;
+        Ok(trainer)
     }
 
     /// One random batch: input `[batch, 1 + knobs, context + segment]`, target `[batch, segment]`.
@@ -244,6 +246,7 @@ impl<'a> Trainer<'a> {
         let mut summary = TrainingSummary {
             data_seconds: self.dataset.seconds() * (1.0 - config.validation_fraction),
             device_latency_samples: self.dataset.pairs.iter().map(|p| p.latency_samples).collect(),
+            alignment_margin_samples: self.dataset.alignment_margin_samples,
             seed: config.seed,
             ..Default::default()
         };
@@ -321,6 +324,25 @@ impl<'a> Trainer<'a> {
     fn splits_view(&self) -> Vec<validate::Region> {
         self.splits.iter().map(|s| validate::Region { start: s.train_end, knobs: s.knobs.clone() }).collect()
     }
+}
+
+/// Deterministic starting weights: biases zero, every other tensor uniform in
+/// `±1/sqrt(fan_in)` (fan-in = all dimensions but the first), from `seed`.
+pub fn initial_weights(model: &ModelConfig, seed: u64) -> Weights {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_1417);
+    let mut weights = Weights::default();
+    for (name, shape) in model.tensor_shapes() {
+        let count: usize = shape.iter().product();
+        let data = if name.ends_with("bias") {
+            vec![0.0; count]
+        } else {
+            let fan_in = shape[1..].iter().product::<usize>().max(1);
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            (0..count).map(|_| rng.random_range(-bound..bound)).collect()
+        };
+        weights.insert(name, shape, data);
+    }
+    weights
 }
 
 /// At most `points` evenly spread entries of `curve`, keeping the last.

@@ -55,7 +55,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         Some(latency) => latency,
         None => estimate_latency(&input.samples, &target.samples, max_latency)?.latency_samples,
     };
-    let (aligned_input, aligned_target) = align_pair(&input.samples, &target.samples, latency_samples);
+    // Align as training did: the model's output runs the profile's margin behind the device.
+    let margin = profile.meta.training.as_ref().map_or(0, |t| t.alignment_margin_samples);
+    let (aligned_input, aligned_target) = align_pair(&input.samples, &target.samples, latency_samples - margin);
     let prediction = super::play(&profile, &aligned_input, &args.knobs)?;
     let metrics = measure(&prediction, &aligned_target);
     let seconds = aligned_target.len() as f32 / input.sample_rate as f32;

@@ -47,7 +47,7 @@ fn dataset(drives: &[f32]) -> Dataset {
     } else {
         vec![]
     };
-    Dataset { sample_rate: SAMPLE_RATE, knobs, pairs, notes: vec![] }
+    Dataset { sample_rate: SAMPLE_RATE, knobs, pairs, notes: vec![], alignment_margin_samples: 0 }
 }
 
 fn tiny_wavenet(num_knobs: usize) -> ModelConfig {
