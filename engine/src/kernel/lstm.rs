@@ -1,0 +1,235 @@
+//! Streaming conditioned-LSTM kernel: the audio-thread twin of [`crate::model::lstm`].
+//!
+//! Built off the audio thread; [`LstmKernel::process`] and [`LstmKernel::reset`] run on the
+//! audio thread without allocating. The kernel steps sample by sample, so it needs no block
+//! buffers at all: every vector is sized by the hidden size in [`LstmKernel::new`].
+//!
+//! Per sample and layer the gate pre-activations are `base + W_ih x + W_hh h`, where for the
+//! first layer `base = bias + W_ih[:, 1..] knobs` is computed once per call (knobs are
+//! constant over a call) and `W_ih x` is a single column times the audio sample. Weights are
+//! stored transposed (`[input][4H]`) so every multiply-add runs along the contiguous `4H`
+//! gate axis and vectorises.
+
+use crate::model::LstmConfig;
+use crate::profile::Weights;
+
+/// Bound on the cell state's magnitude. Far beyond anything a trained model reaches (tanh
+/// saturates past about 9), it only guarantees that state can never become infinite or NaN.
+const CELL_LIMIT: f32 = 1.0e4;
+
+/// One layer's weights, laid out for the inner loop, and its state.
+struct LayerState {
+    /// Input weights transposed, `[in][4H]` row-major (for layer 0 row 0 is the audio column,
+    /// rows `1..` the knob columns).
+    weight_ih_t: Vec<f32>,
+    /// Recurrent weights transposed, `[H][4H]` row-major.
+    weight_hh_t: Vec<f32>,
+    /// Combined bias, `[4H]`.
+    bias: Vec<f32>,
+    /// Hidden state, `[H]`.
+    h: Vec<f32>,
+    /// Cell state, `[H]`.
+    c: Vec<f32>,
+}
+
+impl LayerState {
+    fn new(weights: &Weights, layer: usize, input_size: usize, hidden: usize) -> anyhow::Result<Self> {
+        let weight_ih = weights.get(&format!("lstm.{layer}.weight_ih"), &[4 * hidden, input_size])?;
+        let weight_hh = weights.get(&format!("lstm.{layer}.weight_hh"), &[4 * hidden, hidden])?;
+        let bias = weights.get(&format!("lstm.{layer}.bias"), &[4 * hidden])?;
+        Ok(LayerState {
+            weight_ih_t: transpose(weight_ih, 4 * hidden, input_size),
+            weight_hh_t: transpose(weight_hh, 4 * hidden, hidden),
+            bias: bias.to_vec(),
+            h: vec![0.0; hidden],
+            c: vec![0.0; hidden],
+        })
+    }
+}
+
+/// Streaming LSTM for one audio channel.
+pub struct LstmKernel {
+    layers: Vec<LayerState>,
+    /// Head weights, `[H]`.
+    head_weight: Vec<f32>,
+    head_bias: f32,
+    skip: bool,
+    num_knobs: usize,
+    /// First layer's `bias + W_ih[:, 1..] knobs` for the current call, `[4H]`.
+    knob_base: Vec<f32>,
+    /// Gate pre-activations / activations of the layer being stepped, `[4H]`.
+    gates: Vec<f32>,
+}
+
+impl LstmKernel {
+    /// Builds the kernel from `weights`, looked up by the names of
+    /// [`LstmConfig::tensor_shapes`] with shapes checked. `max_block_samples` is accepted
+    /// for interface symmetry; the kernel works sample by sample and needs no block buffers,
+    /// so any block length is processed. Not real-time safe: allocates.
+    pub fn new(config: &LstmConfig, weights: &Weights, max_block_samples: usize) -> anyhow::Result<Self> {
+        config.validate()?;
+        let _ = max_block_samples;
+        let hidden = config.hidden_size;
+        let layers = (0..config.num_layers)
+            .map(|l| {
+                let input_size = if l == 0 { 1 + config.num_knobs } else { hidden };
+                LayerState::new(weights, l, input_size, hidden)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let head_weight = weights.get("head.weight", &[1, hidden])?.to_vec();
+        let head_bias = weights.get("head.bias", &[1])?[0];
+        Ok(LstmKernel {
+            layers,
+            head_weight,
+            head_bias,
+            skip: config.skip,
+            num_knobs: config.num_knobs,
+            knob_base: vec![0.0; 4 * hidden],
+            gates: vec![0.0; 4 * hidden],
+        })
+    }
+
+    /// Processes `input` into `output` (same length, any length; extra output samples are
+    /// left untouched). `knobs` are the normalised knob values, constant over this call;
+    /// missing or non-finite knobs count as 0, extra ones are ignored. Non-finite input
+    /// samples are treated as 0. Real-time safe: no allocation, locking or I/O.
+    pub fn process(&mut self, input: &[f32], knobs: &[f32], output: &mut [f32]) {
+        self.update_knob_base(knobs);
+        let hidden = self.head_weight.len();
+        for (x, y) in input.iter().zip(output.iter_mut()) {
+            let x = if x.is_finite() { *x } else { 0.0 };
+            for l in 0..self.layers.len() {
+                let (before, rest) = self.layers.split_at_mut(l);
+                let layer = &mut rest[0];
+                let gates = &mut self.gates[..];
+                match before.last() {
+                    None => {
+                        gates.copy_from_slice(&self.knob_base);
+                        axpy(gates, &layer.weight_ih_t[..4 * hidden], x);
+                    }
+                    Some(below) => {
+                        gates.copy_from_slice(&layer.bias);
+                        for (w, &v) in layer.weight_ih_t.chunks_exact(4 * hidden).zip(&below.h) {
+                            axpy(gates, w, v);
+                        }
+                    }
+                }
+                for (w, &v) in layer.weight_hh_t.chunks_exact(4 * hidden).zip(&layer.h) {
+                    axpy(gates, w, v);
+                }
+                step_cell(gates, &mut layer.h, &mut layer.c);
+            }
+            let last = &self.layers[self.layers.len() - 1].h;
+            let head: f32 = self.head_weight.iter().zip(last).map(|(w, h)| w * h).sum();
+            *y = head + self.head_bias + if self.skip { x } else { 0.0 };
+        }
+    }
+
+    /// Zeroes the hidden and cell state of every layer (the candle model's initial state).
+    /// `knobs` is unused: an LSTM's reset state does not depend on them. Real-time safe.
+    pub fn reset(&mut self, knobs: &[f32]) {
+        let _ = knobs;
+        for layer in &mut self.layers {
+            layer.h.fill(0.0);
+            layer.c.fill(0.0);
+        }
+    }
+
+    /// Recomputes the first layer's knob-dependent, sample-independent gate term.
+    fn update_knob_base(&mut self, knobs: &[f32]) {
+        let layer = &self.layers[0];
+        let rows = self.knob_base.len();
+        self.knob_base.copy_from_slice(&layer.bias);
+        for k in 0..self.num_knobs {
+            let value = knobs.get(k).copied().filter(|v| v.is_finite()).unwrap_or(0.0);
+            axpy(
+                &mut self.knob_base,
+                &layer.weight_ih_t[(1 + k) * rows..(2 + k) * rows],
+                value,
+            );
+        }
+    }
+}
+
+/// `[rows, cols]` row-major to `[cols, rows]` row-major.
+fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = data[r * cols + c];
+        }
+    }
+    out
+}
+
+/// `acc += w * x`, elementwise.
+#[inline(always)]
+fn axpy(acc: &mut [f32], w: &[f32], x: f32) {
+    for (a, w) in acc.iter_mut().zip(w) {
+        *a += w * x;
+    }
+}
+
+/// Applies the gate activations to the pre-activations in `gates` (order i, f, g, o) and
+/// advances `c` and `h` in place. Plain loops over slices so that each one vectorises.
+#[inline(always)]
+#[allow(clippy::manual_clamp)] // `max`/`min` map NaN to a bound; `clamp` would keep it.
+fn step_cell(gates: &mut [f32], h: &mut [f32], c: &mut [f32]) {
+    let hidden = h.len();
+    let (ifg, o) = gates.split_at_mut(3 * hidden);
+    let (i_f, g) = ifg.split_at_mut(2 * hidden);
+    for v in i_f.iter_mut() {
+        *v = fast_sigmoid(*v);
+    }
+    for v in o.iter_mut() {
+        *v = fast_sigmoid(*v);
+    }
+    for v in g.iter_mut() {
+        *v = fast_tanh(*v);
+    }
+    let (i, f) = i_f.split_at(hidden);
+    for ((((c, h), i), f), (g, o)) in c.iter_mut().zip(h.iter_mut()).zip(i).zip(f).zip(g.iter().zip(o.iter())) {
+        let cell = (f * *c + i * g).max(-CELL_LIMIT).min(CELL_LIMIT);
+        *c = cell;
+        *h = o * fast_tanh(cell);
+    }
+}
+
+/// `e^x` to about 1.5e-7 relative error for any input (clamped to ±87, so it never
+/// overflows; NaN maps to a finite value). Branch-free so loops over it vectorise: rounds
+/// `x / ln 2` to an integer `k`, evaluates the degree-6 Taylor polynomial of `e^r` on the
+/// remainder `|r| <= ln(2) / 2` and scales by `2^k` through the exponent bits.
+#[inline(always)]
+#[allow(clippy::manual_clamp)] // `max`/`min` map NaN to a bound; `clamp` would keep it.
+pub(crate) fn fast_exp(x: f32) -> f32 {
+    // `max`/`min` return the non-NaN operand, so NaN becomes -87.
+    let x = x.max(-87.0).min(87.0);
+    // Adding 1.5 * 2^23 rounds to an integer, which then sits in the low mantissa bits.
+    const ROUNDER: f32 = 12_582_912.0;
+    let shifted = x * std::f32::consts::LOG2_E + ROUNDER;
+    let k = shifted - ROUNDER;
+    // ln 2 = LN2_HI + LN2_LO, with LN2_HI = 355/512 short enough that `k * LN2_HI` is exact.
+    const LN2_HI: f32 = 355.0 / 512.0;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    // `k` (in -126..=126) as a biased exponent, by integer arithmetic only.
+    let exponent = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()).wrapping_add(127) << 23;
+    p * f32::from_bits(exponent)
+}
+
+/// Logistic sigmoid through [`fast_exp`], about 1e-7 absolute error; finite for any input.
+#[inline(always)]
+pub(crate) fn fast_sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + fast_exp(-x))
+}
+
+/// `tanh` through [`fast_exp`], about 2e-7 absolute error; finite for any input.
+#[inline(always)]
+pub(crate) fn fast_tanh(x: f32) -> f32 {
+    1.0 - 2.0 / (fast_exp(2.0 * x) + 1.0)
+}
+
+#[cfg(test)]
+#[path = "lstm_tests.rs"]
+mod tests;
