@@ -96,7 +96,18 @@ fn wavenet_training_lowers_validation_esr_and_is_reproducible() {
         first.accuracy.esr
     );
     let second = train(&config, &data, None, &mut |_| {}).unwrap();
-    assert_eq!(first.weights, second.weights, "same seed and step budget must give the same weights");
+    // candle's multi-threaded reductions sum in a varying order, so runs agree to float
+    // rounding rather than bit for bit.
+    let max_difference = first
+        .weights
+        .iter()
+        .zip(second.weights.iter())
+        .flat_map(|((name_a, a), (name_b, b))| {
+            assert_eq!((name_a, &a.shape), (name_b, &b.shape));
+            a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs())
+        })
+        .fold(0.0f32, f32::max);
+    assert!(max_difference < 1e-4, "same seed and step budget differ by {max_difference} in some weight");
     assert!(all_finite(&first.weights));
 }
 
