@@ -120,7 +120,7 @@ mod tests {
         let var = Var::new(&[3f32, 4.0], &Device::Cpu).unwrap();
         let loss = (var.as_tensor() * 1.0).unwrap().sqr().unwrap().sum_all().unwrap();
         let mut grads = loss.backward().unwrap();
-        let norm = clip_gradients(&mut grads, &[var.clone()], 1.0).unwrap();
+        let norm = clip_gradients(&mut grads, std::slice::from_ref(&var), 1.0).unwrap();
         assert!((norm - 10.0).abs() < 1e-5, "gradient (6, 8) has norm 10, got {norm}");
         let clipped = grads.get(&var).unwrap().to_vec1::<f32>().unwrap();
         assert!((clipped[0] - 0.6).abs() < 1e-6 && (clipped[1] - 0.8).abs() < 1e-6, "{clipped:?}");
