@@ -54,7 +54,7 @@ impl TrainConfig {
     /// Defaults suited to the architecture: a few minutes of CPU training.
     pub fn new(model: ModelConfig) -> Self {
         let (learning_rate, segment_samples) = match model {
-            ModelConfig::Wavenet(_) => (4e-3, 4096),
+            ModelConfig::Wavenet(_) => (2e-2, 4096),
             ModelConfig::Lstm(_) => (5e-3, 2048),
         };
         TrainConfig {
@@ -62,7 +62,7 @@ impl TrainConfig {
             max_steps: None,
             max_seconds: Some(180.0),
             seed: 0,
-            batch_size: 16,
+            batch_size: 8,
             segment_samples,
             learning_rate,
             validation_fraction: 0.1,
