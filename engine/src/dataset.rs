@@ -47,7 +47,11 @@ pub struct Dataset {
 impl Dataset {
     /// Knob values of pair `i`, normalised to the model's 0..1 inputs.
     pub fn normalized_knobs(&self, i: usize) -> Vec<f32> {
-        self.knobs.iter().zip(&self.pairs[i].knob_values).map(|(k, &v)| k.normalize(v)).collect()
+        self.knobs
+            .iter()
+            .zip(&self.pairs[i].knob_values)
+            .map(|(k, &v)| k.normalize(v))
+            .collect()
     }
 
     /// Total aligned audio, in seconds.
@@ -97,8 +101,13 @@ impl CapturesFile {
     /// Reads a `captures.toml`; relative WAV paths are taken from the file's folder.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut file: CapturesFile = toml::from_str(&text).with_context(|| format!("bad captures file {}", path.display()))?;
-        ensure!(!file.capture.is_empty(), "{} lists no [[capture]] entries", path.display());
+        let mut file: CapturesFile =
+            toml::from_str(&text).with_context(|| format!("bad captures file {}", path.display()))?;
+        ensure!(
+            !file.capture.is_empty(),
+            "{} lists no [[capture]] entries",
+            path.display()
+        );
         let base = path.parent().unwrap_or(Path::new("."));
         for spec in &mut file.capture {
             spec.input = base.join(&spec.input);
@@ -123,7 +132,11 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { latency_override: None, max_latency_seconds: 0.25, causality_margin_seconds: 0.0 }
+        LoadOptions {
+            latency_override: None,
+            max_latency_seconds: 0.25,
+            causality_margin_seconds: 0.0,
+        }
     }
 }
 
@@ -132,7 +145,11 @@ fn rms(x: &[f32]) -> f32 {
 }
 
 /// Reads, checks and aligns every capture, and settles the knob descriptors.
-pub fn load_dataset(specs: &[CaptureSpec], ranges: &BTreeMap<String, KnobRangeSpec>, options: &LoadOptions) -> Result<Dataset> {
+pub fn load_dataset(
+    specs: &[CaptureSpec],
+    ranges: &BTreeMap<String, KnobRangeSpec>,
+    options: &LoadOptions,
+) -> Result<Dataset> {
     ensure!(!specs.is_empty(), "no captures given");
     let knob_names: Vec<String> = {
         let mut names: Vec<String> = specs.iter().flat_map(|s| s.knobs.keys().cloned()).collect();
@@ -140,7 +157,11 @@ pub fn load_dataset(specs: &[CaptureSpec], ranges: &BTreeMap<String, KnobRangeSp
         names.dedup();
         names
     };
-    ensure!(knob_names.len() <= MAX_KNOBS, "captures use {} knobs, at most {MAX_KNOBS} are supported", knob_names.len());
+    ensure!(
+        knob_names.len() <= MAX_KNOBS,
+        "captures use {} knobs, at most {MAX_KNOBS} are supported",
+        knob_names.len()
+    );
     if let Some(unknown) = ranges.keys().find(|k| !knob_names.contains(k)) {
         bail!("[knobs.{unknown}] is defined but no capture sets knob '{unknown}'");
     }
@@ -149,13 +170,21 @@ pub fn load_dataset(specs: &[CaptureSpec], ranges: &BTreeMap<String, KnobRangeSp
     let mut pairs = Vec::new();
     for spec in specs {
         for name in &knob_names {
-            ensure!(spec.knobs.contains_key(name), "capture {} does not set knob '{name}'", spec.target.display());
+            ensure!(
+                spec.knobs.contains_key(name),
+                "capture {} does not set knob '{name}'",
+                spec.target.display()
+            );
         }
         let input = read_wav_mono(&spec.input)?;
         let target = read_wav_mono(&spec.target)?;
         for (audio, path) in [(&input, &spec.input), (&target, &spec.target)] {
             if audio.source_channels > 1 {
-                notes.push(format!("{}: {} channels downmixed to mono", path.display(), audio.source_channels));
+                notes.push(format!(
+                    "{}: {} channels downmixed to mono",
+                    path.display(),
+                    audio.source_channels
+                ));
             }
         }
         ensure!(
@@ -167,9 +196,21 @@ pub fn load_dataset(specs: &[CaptureSpec], ranges: &BTreeMap<String, KnobRangeSp
             target.sample_rate
         );
         let rate = *sample_rate.get_or_insert(input.sample_rate);
-        ensure!(rate == input.sample_rate, "captures mix sample rates ({rate} Hz and {} Hz)", input.sample_rate);
-        ensure!(rms(&input.samples) > SILENCE_RMS, "input {} is silent", spec.input.display());
-        ensure!(rms(&target.samples) > SILENCE_RMS, "target {} is silent", spec.target.display());
+        ensure!(
+            rate == input.sample_rate,
+            "captures mix sample rates ({rate} Hz and {} Hz)",
+            input.sample_rate
+        );
+        ensure!(
+            rms(&input.samples) > SILENCE_RMS,
+            "input {} is silent",
+            spec.input.display()
+        );
+        ensure!(
+            rms(&target.samples) > SILENCE_RMS,
+            "target {} is silent",
+            spec.target.display()
+        );
         let max_latency = (options.max_latency_seconds * rate as f32) as usize;
         let length_difference = input.samples.len().abs_diff(target.samples.len());
         ensure!(
@@ -182,24 +223,48 @@ pub fn load_dataset(specs: &[CaptureSpec], ranges: &BTreeMap<String, KnobRangeSp
         );
         let latency_samples = match options.latency_override {
             Some(latency) => latency,
-            None => estimate_latency(&input.samples, &target.samples, max_latency)
-                .with_context(|| format!("cannot find the latency of {}", spec.target.display()))?
-                .latency_samples,
+            None => {
+                estimate_latency(&input.samples, &target.samples, max_latency)
+                    .with_context(|| format!("cannot find the latency of {}", spec.target.display()))?
+                    .latency_samples
+            }
         };
         let margin = (options.causality_margin_seconds * rate as f32).round() as i64;
         let (input, target) = align_pair(&input.samples, &target.samples, latency_samples - margin);
-        ensure!(input.len() >= rate as usize, "capture {} is shorter than one second after alignment", spec.target.display());
+        ensure!(
+            input.len() >= rate as usize,
+            "capture {} is shorter than one second after alignment",
+            spec.target.display()
+        );
         let knob_values = knob_names.iter().map(|n| spec.knobs[n]).collect();
-        pairs.push(CapturePair { input, target, knob_values, latency_samples });
+        pairs.push(CapturePair {
+            input,
+            target,
+            knob_values,
+            latency_samples,
+        });
     }
     let knobs = knob_names
         .iter()
         .enumerate()
-        .map(|(i, name)| settle_knob(name, pairs.iter().map(|p| p.knob_values[i]), ranges.get(name), &mut notes))
+        .map(|(i, name)| {
+            settle_knob(
+                name,
+                pairs.iter().map(|p| p.knob_values[i]),
+                ranges.get(name),
+                &mut notes,
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     let sample_rate = sample_rate.unwrap_or(48_000);
     let alignment_margin_samples = (options.causality_margin_seconds * sample_rate as f32).round() as i64;
-    Ok(Dataset { sample_rate, knobs, pairs, notes, alignment_margin_samples })
+    Ok(Dataset {
+        sample_rate,
+        knobs,
+        pairs,
+        notes,
+        alignment_margin_samples,
+    })
 }
 
 /// A knob's descriptor from its explicit range where given, else from the values seen.
@@ -227,8 +292,17 @@ fn settle_knob(
         lowest >= min && highest <= max,
         "knob '{name}' values {lowest}..{highest} fall outside its range {min}..{max}"
     );
-    let default = range.default.unwrap_or_else(|| values.first().copied().unwrap_or(min)).clamp(min, max);
-    Ok(KnobDescriptor { name: name.to_string(), min, max, default, unit: range.unit.unwrap_or_default() })
+    let default = range
+        .default
+        .unwrap_or_else(|| values.first().copied().unwrap_or(min))
+        .clamp(min, max);
+    Ok(KnobDescriptor {
+        name: name.to_string(),
+        min,
+        max,
+        default,
+        unit: range.unit.unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]
@@ -246,10 +320,22 @@ mod tests {
     #[test]
     fn explicit_range_wins_and_must_contain_values() {
         let mut notes = Vec::new();
-        let range = KnobRangeSpec { min: Some(0.0), max: Some(10.0), default: Some(5.0), unit: Some("dB".into()) };
+        let range = KnobRangeSpec {
+            min: Some(0.0),
+            max: Some(10.0),
+            default: Some(5.0),
+            unit: Some("dB".into()),
+        };
         let knob = settle_knob("gain", [2.0, 8.0].into_iter(), Some(&range), &mut notes).unwrap();
-        assert_eq!((knob.min, knob.max, knob.default, knob.unit.as_str()), (0.0, 10.0, 5.0, "dB"));
-        let narrow = KnobRangeSpec { min: Some(3.0), max: Some(4.0), ..Default::default() };
+        assert_eq!(
+            (knob.min, knob.max, knob.default, knob.unit.as_str()),
+            (0.0, 10.0, 5.0, "dB")
+        );
+        let narrow = KnobRangeSpec {
+            min: Some(3.0),
+            max: Some(4.0),
+            ..Default::default()
+        };
         let err = settle_knob("gain", [2.0, 8.0].into_iter(), Some(&narrow), &mut notes).unwrap_err();
         assert!(err.to_string().contains("outside"), "{err}");
     }

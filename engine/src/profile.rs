@@ -58,7 +58,13 @@ impl KnobDescriptor {
             "knob '{}' has a non-finite range or default",
             self.name
         );
-        ensure!(self.min < self.max, "knob '{}' has min {} not below max {}", self.name, self.min, self.max);
+        ensure!(
+            self.min < self.max,
+            "knob '{}' has min {} not below max {}",
+            self.name,
+            self.min,
+            self.max
+        );
         ensure!(
             (self.min..=self.max).contains(&self.default),
             "knob '{}' default {} lies outside {}..{}",
@@ -154,7 +160,10 @@ impl Weights {
 
     /// The tensor called `name`, checked to have `shape`.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<&[f32]> {
-        let tensor = self.tensors.get(name).with_context(|| format!("missing tensor '{name}'"))?;
+        let tensor = self
+            .tensors
+            .get(name)
+            .with_context(|| format!("missing tensor '{name}'"))?;
         ensure!(
             tensor.shape == shape,
             "tensor '{name}' has shape {:?}, expected {shape:?}",
@@ -195,7 +204,10 @@ impl Weights {
     /// Copies every variable of a candle `VarMap` (as f32).
     pub fn from_varmap(varmap: &candle_nn::VarMap) -> Result<Self> {
         let mut weights = Weights::default();
-        let data = varmap.data().lock().map_err(|_| anyhow::anyhow!("variable map lock poisoned"))?;
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| anyhow::anyhow!("variable map lock poisoned"))?;
         for (name, var) in data.iter() {
             let tensor = var.as_tensor().to_dtype(candle_core::DType::F32)?;
             let shape = tensor.dims().to_vec();
@@ -206,7 +218,10 @@ impl Weights {
     }
 
     /// The tensors as candle tensors on `device`, e.g. for `VarBuilder::from_tensors`.
-    pub fn to_candle(&self, device: &candle_core::Device) -> Result<std::collections::HashMap<String, candle_core::Tensor>> {
+    pub fn to_candle(
+        &self,
+        device: &candle_core::Device,
+    ) -> Result<std::collections::HashMap<String, candle_core::Tensor>> {
         self.tensors
             .iter()
             .map(|(name, t)| {
@@ -222,7 +237,11 @@ impl Weights {
         let expected = config.tensor_shapes();
         for (name, shape) in &expected {
             let data = self.get(name, shape)?;
-            ensure!(data.len() == shape.iter().product::<usize>(), "tensor '{name}' holds {} values for shape {shape:?}", data.len());
+            ensure!(
+                data.len() == shape.iter().product::<usize>(),
+                "tensor '{name}' holds {} values for shape {shape:?}",
+                data.len()
+            );
             if let Some(i) = data.iter().position(|v| !v.is_finite()) {
                 bail!("tensor '{name}' has a non-finite value ({}) at index {i}", data[i]);
             }
@@ -259,9 +278,17 @@ impl Profile {
             "profile format version {} is not supported (this build reads {MIN_FORMAT_VERSION}..={FORMAT_VERSION})",
             meta.format_version
         );
-        ensure!((8_000..=384_000).contains(&meta.sample_rate), "profile sample rate {} Hz is out of range", meta.sample_rate);
+        ensure!(
+            (8_000..=384_000).contains(&meta.sample_rate),
+            "profile sample rate {} Hz is out of range",
+            meta.sample_rate
+        );
         meta.model.validate().context("invalid model configuration")?;
-        ensure!(meta.knobs.len() <= MAX_KNOBS, "profile defines {} knobs, at most {MAX_KNOBS} are supported", meta.knobs.len());
+        ensure!(
+            meta.knobs.len() <= MAX_KNOBS,
+            "profile defines {} knobs, at most {MAX_KNOBS} are supported",
+            meta.knobs.len()
+        );
         ensure!(
             meta.knobs.len() == meta.model.num_knobs(),
             "profile defines {} knobs but its model takes {}",
@@ -286,8 +313,16 @@ impl Profile {
         let tensors = safetensors::SafeTensors::deserialize(bytes).context("unreadable tensors")?;
         let mut weights = Weights::default();
         for (name, view) in tensors.tensors() {
-            ensure!(view.dtype() == safetensors::Dtype::F32, "tensor '{name}' is {:?}, expected F32", view.dtype());
-            let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            ensure!(
+                view.dtype() == safetensors::Dtype::F32,
+                "tensor '{name}' is {:?}, expected F32",
+                view.dtype()
+            );
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
             weights.insert(name, view.shape().to_vec(), data);
         }
         Profile::new(meta, weights)
@@ -299,11 +334,22 @@ impl Profile {
         let raw: Vec<(String, Vec<usize>, Vec<u8>)> = self
             .weights
             .iter()
-            .map(|(name, t)| (name.clone(), t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+            .map(|(name, t)| {
+                (
+                    name.clone(),
+                    t.shape.clone(),
+                    t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            })
             .collect();
         let views = raw
             .iter()
-            .map(|(name, shape, bytes)| Ok((name.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)?)))
+            .map(|(name, shape, bytes)| {
+                Ok((
+                    name.clone(),
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         let metadata = std::collections::HashMap::from([(HEADER_KEY.to_string(), header)]);
         Ok(safetensors::serialize(views, Some(metadata))?)
@@ -324,10 +370,14 @@ impl Profile {
 
     /// The knob named `name` (case-insensitive) and its index.
     pub fn knob_index(&self, name: &str) -> Result<usize> {
-        self.meta.knobs.iter().position(|k| k.name.eq_ignore_ascii_case(name)).with_context(|| {
-            let names: Vec<&str> = self.meta.knobs.iter().map(|k| k.name.as_str()).collect();
-            format!("unknown knob '{name}' (this profile has {names:?})")
-        })
+        self.meta
+            .knobs
+            .iter()
+            .position(|k| k.name.eq_ignore_ascii_case(name))
+            .with_context(|| {
+                let names: Vec<&str> = self.meta.knobs.iter().map(|k| k.name.as_str()).collect();
+                format!("unknown knob '{name}' (this profile has {names:?})")
+            })
     }
 
     /// Normalised model inputs for knob values given by name (`(name, value)` in the knob's

@@ -119,8 +119,14 @@ pub fn train(
     stop: Option<&AtomicBool>,
     progress: &mut (dyn FnMut(&TrainProgress) + Send),
 ) -> Result<TrainOutcome> {
-    ensure!(config.max_steps.is_some() || config.max_seconds.is_some(), "training needs a step or time budget");
-    ensure!(config.batch_size > 0 && config.segment_samples > 0, "batch and segment sizes must be positive");
+    ensure!(
+        config.max_steps.is_some() || config.max_seconds.is_some(),
+        "training needs a step or time budget"
+    );
+    ensure!(
+        config.batch_size > 0 && config.segment_samples > 0,
+        "batch and segment sizes must be positive"
+    );
     ensure!(
         dataset.knobs.len() == config.model.num_knobs(),
         "the data has {} knobs but the model takes {}",
@@ -169,10 +175,21 @@ impl<'a> Trainer<'a> {
                     "capture {i} is too short to train on: {len} samples, need more than {} before validation",
                     context + config.segment_samples
                 );
-                Ok(Split { train_end, knobs: dataset.normalized_knobs(i) })
+                Ok(Split {
+                    train_end,
+                    knobs: dataset.normalized_knobs(i),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        let trainer = Trainer { config, dataset, splits, varmap, model, device, rng: ChaCha8Rng::seed_from_u64(config.seed) };
+        let trainer = Trainer {
+            config,
+            dataset,
+            splits,
+            varmap,
+            model,
+            device,
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+        };
         // candle's CPU initialisers draw from an unseeded RNG; overwrite them so a seed
         // reproduces a run.
         trainer.restore(&initial_weights(&config.model, config.seed))?;
@@ -218,7 +235,10 @@ impl<'a> Trainer<'a> {
 
     fn fraction_done(&self, step: u64, start: Instant) -> f32 {
         let by_steps = self.config.max_steps.map(|n| step as f32 / n.max(1) as f32);
-        let by_time = self.config.max_seconds.map(|s| start.elapsed().as_secs_f32() / s.max(1e-3));
+        let by_time = self
+            .config
+            .max_seconds
+            .map(|s| start.elapsed().as_secs_f32() / s.max(1e-3));
         match (by_steps, by_time) {
             // With a step budget, the schedule follows steps so fixed seeds reproduce.
             (Some(steps), _) => steps,
@@ -228,17 +248,31 @@ impl<'a> Trainer<'a> {
     }
 
     fn restore(&self, weights: &Weights) -> Result<()> {
-        let data = self.varmap.data().lock().map_err(|_| anyhow::anyhow!("variable map lock poisoned"))?;
+        let data = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| anyhow::anyhow!("variable map lock poisoned"))?;
         for (name, tensor) in weights.to_candle(&self.device)? {
-            data.get(&name).with_context(|| format!("no variable '{name}'"))?.set(&tensor)?;
+            data.get(&name)
+                .with_context(|| format!("no variable '{name}'"))?
+                .set(&tensor)?;
         }
         Ok(())
     }
 
-    fn run(mut self, stop: Option<&AtomicBool>, progress: &mut (dyn FnMut(&TrainProgress) + Send)) -> Result<TrainOutcome> {
+    fn run(
+        mut self,
+        stop: Option<&AtomicBool>,
+        progress: &mut (dyn FnMut(&TrainProgress) + Send),
+    ) -> Result<TrainOutcome> {
         let config = self.config;
         let start = Instant::now();
-        let params = ParamsAdamW { lr: config.learning_rate, weight_decay: 0.0, ..Default::default() };
+        let params = ParamsAdamW {
+            lr: config.learning_rate,
+            weight_decay: 0.0,
+            ..Default::default()
+        };
         let mut optimizer = candle_nn::AdamW::new(self.varmap.all_vars(), params.clone())?;
         let mut lr_scale = 1.0;
         let mut best = Weights::from_varmap(&self.varmap)?;
@@ -256,7 +290,10 @@ impl<'a> Trainer<'a> {
         let mut loss_points = Vec::new();
         loop {
             let fraction = self.fraction_done(step, start);
-            if fraction >= 1.0 || stop.is_some_and(|s| s.load(Ordering::Relaxed)) || stale_validations >= config.patience_validations {
+            if fraction >= 1.0
+                || stop.is_some_and(|s| s.load(Ordering::Relaxed))
+                || stale_validations >= config.patience_validations
+            {
                 break;
             }
             optimizer.set_learning_rate(self.learning_rate(step, fraction) * lr_scale);
@@ -265,7 +302,8 @@ impl<'a> Trainer<'a> {
             let prediction = prediction.narrow(1, config.warmup_samples(), config.segment_samples)?;
             let loss = config.loss.loss(&prediction, &target)?;
             let loss_value = loss.to_scalar::<f32>()?;
-            let mut diverged = !loss_value.is_finite() || (recent_loss.is_finite() && loss_value > 50.0 * recent_loss.max(1e-4));
+            let mut diverged =
+                !loss_value.is_finite() || (recent_loss.is_finite() && loss_value > 50.0 * recent_loss.max(1e-4));
             if !diverged {
                 let mut grads = loss.backward()?;
                 let norm = loss::clip_gradients(&mut grads, &self.varmap.all_vars(), config.gradient_clip)?;
@@ -281,11 +319,18 @@ impl<'a> Trainer<'a> {
                 optimizer = candle_nn::AdamW::new(self.varmap.all_vars(), params.clone())?;
                 rollbacks += 1;
                 recent_loss = f32::INFINITY;
-                ensure!(rollbacks <= 20, "training keeps diverging; giving up after {rollbacks} roll-backs");
+                ensure!(
+                    rollbacks <= 20,
+                    "training keeps diverging; giving up after {rollbacks} roll-backs"
+                );
                 continue;
             }
             step += 1;
-            recent_loss = if recent_loss.is_finite() { 0.9 * recent_loss + 0.1 * loss_value } else { loss_value };
+            recent_loss = if recent_loss.is_finite() {
+                0.9 * recent_loss + 0.1 * loss_value
+            } else {
+                loss_value
+            };
             loss_points.push((step, loss_value));
             if step % config.validate_every_steps == 0 {
                 let weights = Weights::from_varmap(&self.varmap)?;
@@ -318,11 +363,22 @@ impl<'a> Trainer<'a> {
         summary.steps = step;
         summary.wall_seconds = start.elapsed().as_secs_f32();
         summary.loss_curve = thin(&loss_points, 48);
-        Ok(TrainOutcome { weights: best, accuracy, summary, rollbacks })
+        Ok(TrainOutcome {
+            weights: best,
+            accuracy,
+            summary,
+            rollbacks,
+        })
     }
 
     fn splits_view(&self) -> Vec<validate::Region> {
-        self.splits.iter().map(|s| validate::Region { start: s.train_end, knobs: s.knobs.clone() }).collect()
+        self.splits
+            .iter()
+            .map(|s| validate::Region {
+                start: s.train_end,
+                knobs: s.knobs.clone(),
+            })
+            .collect()
     }
 }
 

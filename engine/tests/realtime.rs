@@ -40,12 +40,18 @@ fn check_kernel(architecture: &str) {
             }
         });
         let bad = output.iter().position(|v| !v.is_finite());
-        assert!(bad.is_none(), "{architecture}, block {block}: non-finite output at {bad:?}");
+        assert!(
+            bad.is_none(),
+            "{architecture}, block {block}: non-finite output at {bad:?}"
+        );
     }
     // A call longer than the kernel's maximum block is split internally, still without allocating.
     let mut small = StreamingModel::new(&config, &weights, 64).unwrap();
     assert_no_alloc(|| small.process(&input, &knobs, &mut output));
-    assert!(output.iter().all(|v| v.is_finite()), "{architecture}: long call produced non-finite output");
+    assert!(
+        output.iter().all(|v| v.is_finite()),
+        "{architecture}: long call produced non-finite output"
+    );
 }
 
 #[test]

@@ -62,7 +62,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let metrics = measure(&prediction, &aligned_target);
     let seconds = aligned_target.len() as f32 / input.sample_rate as f32;
     if args.json {
-        let mut json = serde_json::to_value(&metrics)?;
+        let mut json = serde_json::to_value(metrics)?;
         json["latency_samples"] = latency_samples.into();
         json["seconds"] = seconds.into();
         json["profile"] = profile.meta.name.clone().into();

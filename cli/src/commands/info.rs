@@ -30,7 +30,10 @@ pub fn run(args: InfoArgs) -> Result<()> {
         return Ok(());
     }
     println!("name:          {}", meta.name);
-    println!("architecture:  {architecture}/{size} ({} parameters)", meta.model.parameter_count());
+    println!(
+        "architecture:  {architecture}/{size} ({} parameters)",
+        meta.model.parameter_count()
+    );
     println!("sample rate:   {} Hz", meta.sample_rate);
     println!("latency:       {} samples", meta.latency_samples);
     println!("receptive field: {} samples", meta.model.receptive_field());
@@ -38,7 +41,10 @@ pub fn run(args: InfoArgs) -> Result<()> {
         println!("knobs:         none");
     }
     for knob in &meta.knobs {
-        println!("knob:          {} {}..{} {} (default {})", knob.name, knob.min, knob.max, knob.unit, knob.default);
+        println!(
+            "knob:          {} {}..{} {} (default {})",
+            knob.name, knob.min, knob.max, knob.unit, knob.default
+        );
     }
     if let Some(accuracy) = &meta.accuracy {
         println!(

@@ -16,8 +16,13 @@ use doppel_engine::Profile;
 
 /// Parses `NAME=VALUE` (a knob setting in the knob's unit).
 pub fn parse_knob(text: &str) -> Result<(String, f32), String> {
-    let (name, value) = text.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got '{text}'"))?;
-    let value: f32 = value.trim().parse().map_err(|_| format!("knob '{name}' value '{value}' is not a number"))?;
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got '{text}'"))?;
+    let value: f32 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("knob '{name}' value '{value}' is not a number"))?;
     if !value.is_finite() {
         return Err(format!("knob '{name}' value is not finite"));
     }
@@ -51,5 +56,8 @@ pub fn play(profile: &Profile, input: &[f32], knobs: &[(String, f32)]) -> Result
 /// The profile's architecture and size preset (or "custom"), e.g. "wavenet/nano".
 pub fn model_label(profile: &Profile) -> (String, String) {
     let model = &profile.meta.model;
-    (model.architecture().to_string(), model.size().map_or("custom", |s| s.name()).to_string())
+    (
+        model.architecture().to_string(),
+        model.size().map_or("custom", |s| s.name()).to_string(),
+    )
 }

@@ -30,6 +30,11 @@ pub fn run(args: ProcessArgs) -> Result<()> {
     let input = super::read_input_for(&profile, &args.input)?;
     let output = super::play(&profile, &input.samples, &args.knobs)?;
     write_wav_mono(&args.output, &output, input.sample_rate)?;
-    eprintln!("wrote {} ({} samples through '{}')", args.output.display(), output.len(), profile.meta.name);
+    eprintln!(
+        "wrote {} ({} samples through '{}')",
+        args.output.display(),
+        output.len(),
+        profile.meta.name
+    );
     Ok(())
 }

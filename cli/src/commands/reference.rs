@@ -38,6 +38,11 @@ pub fn run(args: ReferenceArgs) -> Result<()> {
     let input = read_wav_mono(&args.input)?;
     let output = run_reference_amp(&input.samples, input.sample_rate, values[0], values[1]);
     write_wav_mono(&args.output, &output, input.sample_rate)?;
-    eprintln!("wrote {} (tube amp, gain {}, tone {})", args.output.display(), values[0], values[1]);
+    eprintln!(
+        "wrote {} (tube amp, gain {}, tone {})",
+        args.output.display(),
+        values[0],
+        values[1]
+    );
     Ok(())
 }

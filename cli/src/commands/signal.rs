@@ -38,7 +38,11 @@ pub struct SignalArgs {
 
 /// Writes the requested signal.
 pub fn run(args: SignalArgs) -> Result<()> {
-    ensure!((8_000..=384_000).contains(&args.sample_rate), "sample rate {} Hz is out of range", args.sample_rate);
+    ensure!(
+        (8_000..=384_000).contains(&args.sample_rate),
+        "sample rate {} Hz is out of range",
+        args.sample_rate
+    );
     let samples = match args.kind {
         SignalKind::Capture => capture_signal(args.sample_rate, args.seconds.unwrap_or(DEFAULT_CAPTURE_SECONDS)),
         SignalKind::Phrase => test_phrase(args.sample_rate, args.seconds.unwrap_or(20.0), args.seed),

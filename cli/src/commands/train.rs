@@ -67,22 +67,45 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         (None, Some(input), Some(target)) => {
             let knobs: BTreeMap<String, f32> = args.knobs.iter().cloned().collect();
-            (vec![CaptureSpec { input: input.clone(), target: target.clone(), knobs }], BTreeMap::new())
+            (
+                vec![CaptureSpec {
+                    input: input.clone(),
+                    target: target.clone(),
+                    knobs,
+                }],
+                BTreeMap::new(),
+            )
         }
         _ => bail!("give --input and --target, or --captures"),
     };
     let size = Size::parse(&args.size)?;
     // A WaveNet has receptive field to spare for a margin that keeps the target causal; a
     // small LSTM models a delay poorly, so it trains on the measured alignment itself.
-    let causality_margin_seconds = if args.arch == "wavenet" { CAUSALITY_MARGIN_SECONDS } else { 0.0 };
-    let options = LoadOptions { latency_override: args.latency, causality_margin_seconds, ..LoadOptions::default() };
+    let causality_margin_seconds = if args.arch == "wavenet" {
+        CAUSALITY_MARGIN_SECONDS
+    } else {
+        0.0
+    };
+    let options = LoadOptions {
+        latency_override: args.latency,
+        causality_margin_seconds,
+        ..LoadOptions::default()
+    };
     let dataset = load_dataset(&specs, &ranges, &options)?;
     for note in &dataset.notes {
         eprintln!("note: {note}");
     }
     for (spec, pair) in specs.iter().zip(&dataset.pairs) {
-        let how = if args.latency.is_some() { "given" } else { "found by cross-correlation" };
-        eprintln!("latency of {}: {} samples ({how})", spec.target.display(), pair.latency_samples);
+        let how = if args.latency.is_some() {
+            "given"
+        } else {
+            "found by cross-correlation"
+        };
+        eprintln!(
+            "latency of {}: {} samples ({how})",
+            spec.target.display(),
+            pair.latency_samples
+        );
     }
     let model = ModelConfig::preset(&args.arch, size, dataset.knobs.len())?;
     let mut config = TrainConfig::new(model.clone());
@@ -104,11 +127,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")?.progress_chars("=> "));
     let outcome = train(&config, &dataset, None, &mut |p| {
         bar.set_position((p.fraction_done * 1000.0) as u64);
-        bar.set_message(format!("step {} loss {:.4} best validation ESR {:.4}", p.step, p.loss, p.best_validation_esr));
+        bar.set_message(format!(
+            "step {} loss {:.4} best validation ESR {:.4}",
+            p.step, p.loss, p.best_validation_esr
+        ));
     })?;
     bar.finish_and_clear();
     let name = args.name.clone().unwrap_or_else(|| {
-        args.out.file_stem().map_or("Doppel profile".to_string(), |s| s.to_string_lossy().into_owned())
+        args.out
+            .file_stem()
+            .map_or("Doppel profile".to_string(), |s| s.to_string_lossy().into_owned())
     });
     let meta = ProfileMeta {
         format_version: FORMAT_VERSION,

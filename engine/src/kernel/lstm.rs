@@ -10,12 +10,15 @@
 //! stored transposed (`[input][4H]`) so every multiply-add runs along the contiguous `4H`
 //! gate axis and vectorises.
 
+use super::activation::{sigmoid, tanh};
 use crate::model::LstmConfig;
 use crate::profile::Weights;
 
 /// Bound on the cell state's magnitude. Far beyond anything a trained model reaches (tanh
 /// saturates past about 9), it only guarantees that state can never become infinite or NaN.
 const CELL_LIMIT: f32 = 1.0e4;
+/// Input samples are clamped to this (+60 dBFS) before they reach the gates.
+const INPUT_LIMIT: f32 = 1000.0;
 
 /// One layer's weights, laid out for the inner loop, and its state.
 struct LayerState {
@@ -97,7 +100,12 @@ impl LstmKernel {
         self.update_knob_base(knobs);
         let hidden = self.head_weight.len();
         for (x, y) in input.iter().zip(output.iter_mut()) {
-            let x = if x.is_finite() { *x } else { 0.0 };
+            // Bounded input keeps every pre-activation finite, so NaN can never enter the state.
+            let x = if x.is_finite() {
+                x.clamp(-INPUT_LIMIT, INPUT_LIMIT)
+            } else {
+                0.0
+            };
             for l in 0..self.layers.len() {
                 let (before, rest) = self.layers.split_at_mut(l);
                 let layer = &mut rest[0];
@@ -179,55 +187,20 @@ fn step_cell(gates: &mut [f32], h: &mut [f32], c: &mut [f32]) {
     let (ifg, o) = gates.split_at_mut(3 * hidden);
     let (i_f, g) = ifg.split_at_mut(2 * hidden);
     for v in i_f.iter_mut() {
-        *v = fast_sigmoid(*v);
+        *v = sigmoid(*v);
     }
     for v in o.iter_mut() {
-        *v = fast_sigmoid(*v);
+        *v = sigmoid(*v);
     }
     for v in g.iter_mut() {
-        *v = fast_tanh(*v);
+        *v = tanh(*v);
     }
     let (i, f) = i_f.split_at(hidden);
     for ((((c, h), i), f), (g, o)) in c.iter_mut().zip(h.iter_mut()).zip(i).zip(f).zip(g.iter().zip(o.iter())) {
         let cell = (f * *c + i * g).max(-CELL_LIMIT).min(CELL_LIMIT);
         *c = cell;
-        *h = o * fast_tanh(cell);
+        *h = o * tanh(cell);
     }
-}
-
-/// `e^x` to about 1.5e-7 relative error for any input (clamped to ±87, so it never
-/// overflows; NaN maps to a finite value). Branch-free so loops over it vectorise: rounds
-/// `x / ln 2` to an integer `k`, evaluates the degree-6 Taylor polynomial of `e^r` on the
-/// remainder `|r| <= ln(2) / 2` and scales by `2^k` through the exponent bits.
-#[inline(always)]
-#[allow(clippy::manual_clamp)] // `max`/`min` map NaN to a bound; `clamp` would keep it.
-pub(crate) fn fast_exp(x: f32) -> f32 {
-    // `max`/`min` return the non-NaN operand, so NaN becomes -87.
-    let x = x.max(-87.0).min(87.0);
-    // Adding 1.5 * 2^23 rounds to an integer, which then sits in the low mantissa bits.
-    const ROUNDER: f32 = 12_582_912.0;
-    let shifted = x * std::f32::consts::LOG2_E + ROUNDER;
-    let k = shifted - ROUNDER;
-    // ln 2 = LN2_HI + LN2_LO, with LN2_HI = 355/512 short enough that `k * LN2_HI` is exact.
-    const LN2_HI: f32 = 355.0 / 512.0;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let r = (x - k * LN2_HI) - k * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    // `k` (in -126..=126) as a biased exponent, by integer arithmetic only.
-    let exponent = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()).wrapping_add(127) << 23;
-    p * f32::from_bits(exponent)
-}
-
-/// Logistic sigmoid through [`fast_exp`], about 1e-7 absolute error; finite for any input.
-#[inline(always)]
-pub(crate) fn fast_sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + fast_exp(-x))
-}
-
-/// `tanh` through [`fast_exp`], about 2e-7 absolute error; finite for any input.
-#[inline(always)]
-pub(crate) fn fast_tanh(x: f32) -> f32 {
-    1.0 - 2.0 / (fast_exp(2.0 * x) + 1.0)
 }
 
 #[cfg(test)]

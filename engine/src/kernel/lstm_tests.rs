@@ -240,28 +240,24 @@ fn wrong_shapes_and_missing_tensors_are_errors() {
 }
 
 #[test]
-fn fast_activations_match_std() {
-    let mut worst_sigmoid = 0.0f32;
-    let mut worst_tanh = 0.0f32;
-    let mut worst_exp = 0.0f32;
-    for n in -200_000..=200_000 {
-        let x = n as f32 * 1e-4;
-        worst_sigmoid = worst_sigmoid.max((fast_sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs());
-        worst_tanh = worst_tanh.max((fast_tanh(x) - x.tanh()).abs());
-        let y = x * 4.0;
-        worst_exp = worst_exp.max(((fast_exp(y) - y.exp()) / y.exp()).abs());
-    }
-    assert!(worst_sigmoid <= 2e-7, "sigmoid max abs error {worst_sigmoid:e}");
-    assert!(worst_tanh <= 4e-7, "tanh max abs error {worst_tanh:e}");
-    assert!(worst_exp <= 3e-7, "exp max relative error {worst_exp:e}");
-    for x in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, -f32::MAX] {
-        assert!(
-            fast_sigmoid(x).is_finite() && fast_tanh(x).is_finite(),
-            "non-finite activation of {x}"
-        );
-    }
-    assert_eq!(fast_tanh(f32::INFINITY), 1.0);
-    assert!(fast_sigmoid(f32::NEG_INFINITY) < 1e-30);
+fn extreme_input_never_reaches_the_state_as_nan() {
+    let config = LstmConfig {
+        num_knobs: 0,
+        hidden_size: 8,
+        num_layers: 2,
+        skip: true,
+    };
+    let weights = Weights::random(&ModelConfig::Lstm(config.clone()), 5, 0.5);
+    let mut kernel = LstmKernel::new(&config, &weights, 64).unwrap();
+    let input = [f32::MAX, -f32::MAX, f32::NAN, f32::INFINITY, 1e30, 0.1, 0.2, 0.3];
+    let mut output = [0.0f32; 8];
+    kernel.process(&input, &[], &mut output);
+    assert!(output.iter().all(|v| v.is_finite()), "{output:?}");
+    kernel.process(&[0.1; 8], &[], &mut output);
+    assert!(
+        output.iter().all(|v| v.is_finite() && v.abs() < 100.0),
+        "state latched: {output:?}"
+    );
 }
 
 /// Microseconds per 64-sample block for the presets' hidden sizes. Run with

@@ -5,6 +5,7 @@
 //! and then processes any number of samples per call without allocating, locking or
 //! growing. Audio thread: [`StreamingModel::process`] and [`StreamingModel::reset`] only.
 
+pub(crate) mod activation;
 pub mod lstm;
 pub mod wavenet;
 

@@ -12,9 +12,9 @@
 //! over a call, so each layer's conv bias and the knob part of its input mixin are folded into
 //! one per-call bias and only the audio column of the mixin is applied per sample.
 
-pub(crate) mod activation;
 mod matrix;
 
+use super::activation;
 use matrix::PackedMatrix;
 
 use crate::model::{WavenetConfig, MAX_KNOBS};

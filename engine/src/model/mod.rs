@@ -70,7 +70,10 @@ pub const ARCHITECTURES: [&str; 2] = ["wavenet", "lstm"];
 impl ModelConfig {
     /// A preset of the named architecture (`wavenet` or `lstm`) for `num_knobs` knobs.
     pub fn preset(architecture: &str, size: Size, num_knobs: usize) -> anyhow::Result<Self> {
-        anyhow::ensure!(num_knobs <= MAX_KNOBS, "at most {MAX_KNOBS} knobs are supported, got {num_knobs}");
+        anyhow::ensure!(
+            num_knobs <= MAX_KNOBS,
+            "at most {MAX_KNOBS} knobs are supported, got {num_knobs}"
+        );
         match architecture {
             "wavenet" => Ok(ModelConfig::Wavenet(WavenetConfig::preset(size, num_knobs))),
             "lstm" => Ok(ModelConfig::Lstm(LstmConfig::preset(size, num_knobs))),
@@ -120,12 +123,19 @@ impl ModelConfig {
 
     /// Total number of trainable parameters.
     pub fn parameter_count(&self) -> usize {
-        self.tensor_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+        self.tensor_shapes()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
     }
 
     /// Checks the hyperparameters are self-consistent (used when loading a profile).
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.num_knobs() <= MAX_KNOBS, "model takes {} knobs, at most {MAX_KNOBS} are supported", self.num_knobs());
+        anyhow::ensure!(
+            self.num_knobs() <= MAX_KNOBS,
+            "model takes {} knobs, at most {MAX_KNOBS} are supported",
+            self.num_knobs()
+        );
         match self {
             ModelConfig::Wavenet(c) => c.validate(),
             ModelConfig::Lstm(c) => c.validate(),

@@ -12,10 +12,24 @@ fn sample_profile() -> Profile {
         notes: "fixture".into(),
         model,
         sample_rate: 48_000,
-        knobs: vec![KnobDescriptor { name: "gain".into(), min: 0.0, max: 10.0, default: 5.0, unit: String::new() }],
+        knobs: vec![KnobDescriptor {
+            name: "gain".into(),
+            min: 0.0,
+            max: 10.0,
+            default: 5.0,
+            unit: String::new(),
+        }],
         latency_samples: 0,
-        training: Some(TrainingSummary { steps: 10, loss_curve: vec![(1, 0.5), (10, 0.1)], ..Default::default() }),
-        accuracy: Some(Accuracy { esr: 0.01, esr_preemph: 0.02, seconds: 3.0 }),
+        training: Some(TrainingSummary {
+            steps: 10,
+            loss_curve: vec![(1, 0.5), (10, 0.1)],
+            ..Default::default()
+        }),
+        accuracy: Some(Accuracy {
+            esr: 0.01,
+            esr_preemph: 0.02,
+            seconds: 3.0,
+        }),
     };
     Profile::new(meta, weights).unwrap()
 }
@@ -24,11 +38,22 @@ fn sample_profile() -> Profile {
 fn bytes_with_header(header: &str, weights: &Weights) -> Vec<u8> {
     let raw: Vec<(String, Vec<usize>, Vec<u8>)> = weights
         .iter()
-        .map(|(n, t)| (n.clone(), t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .map(|(n, t)| {
+            (
+                n.clone(),
+                t.shape.clone(),
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let views: Vec<_> = raw
         .iter()
-        .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     let metadata = std::collections::HashMap::from([(HEADER_KEY.to_string(), header.to_string())]);
     safetensors::serialize(views, Some(metadata)).unwrap()
@@ -53,7 +78,10 @@ fn round_trips_through_bytes_and_files() {
 fn rejects_files_that_are_not_profiles() {
     assert!(load_error(b"hello").contains("not a safetensors file"));
     let bytes = sample_profile().to_bytes().unwrap();
-    assert!(load_error(&bytes[..bytes.len() / 2]).contains("tensors") || load_error(&bytes[..bytes.len() / 2]).contains("safetensors"));
+    assert!(
+        load_error(&bytes[..bytes.len() / 2]).contains("tensors")
+            || load_error(&bytes[..bytes.len() / 2]).contains("safetensors")
+    );
     let missing = Profile::load("/nonexistent/x.doppel").unwrap_err();
     assert!(format!("{missing:#}").contains("cannot read profile"));
 }
@@ -63,11 +91,23 @@ fn names_each_header_problem() {
     let profile = sample_profile();
     let header = serde_json::to_string(&profile.meta).unwrap();
     let cases = [
-        (header.replace("\"format_version\":1", "\"format_version\":99"), "format version 99"),
-        (header.replace("\"architecture\":\"lstm\"", "\"architecture\":\"transformer\""), "unreadable profile header"),
-        (header.replace("\"sample_rate\":48000", "\"sample_rate\":12"), "sample rate"),
+        (
+            header.replace("\"format_version\":1", "\"format_version\":99"),
+            "format version 99",
+        ),
+        (
+            header.replace("\"architecture\":\"lstm\"", "\"architecture\":\"transformer\""),
+            "unreadable profile header",
+        ),
+        (
+            header.replace("\"sample_rate\":48000", "\"sample_rate\":12"),
+            "sample rate",
+        ),
         (header.replace("\"max\":10.0", "\"max\":-1.0"), "knob 'gain'"),
-        (header.replace("\"num_knobs\":1", "\"num_knobs\":0"), "knobs but its model takes"),
+        (
+            header.replace("\"num_knobs\":1", "\"num_knobs\":0"),
+            "knobs but its model takes",
+        ),
     ];
     for (text, expected) in cases {
         assert_ne!(text, header, "the test's replacement for '{expected}' did not apply");
@@ -89,7 +129,11 @@ fn names_each_tensor_problem() {
         if name != "head.bias" {
             missing.insert(name.clone(), t.shape.clone(), t.data.clone());
         }
-        let shape = if name == "head.weight" { vec![t.data.len(), 1] } else { t.shape.clone() };
+        let shape = if name == "head.weight" {
+            vec![t.data.len(), 1]
+        } else {
+            t.shape.clone()
+        };
         wrong_shape.insert(name.clone(), shape, t.data.clone());
         let mut data = t.data.clone();
         if name == "lstm.0.bias" {
@@ -118,6 +162,9 @@ fn knobs_normalise_and_resolve_by_name() {
     assert_eq!(knob.denormalize(0.25), 2.5);
     assert_eq!(profile.normalized_knobs(&[]).unwrap(), vec![0.5]);
     assert_eq!(profile.normalized_knobs(&[("GAIN".into(), 10.0)]).unwrap(), vec![1.0]);
-    let error = profile.normalized_knobs(&[("treble".into(), 1.0)]).unwrap_err().to_string();
+    let error = profile
+        .normalized_knobs(&[("treble".into(), 1.0)])
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("unknown knob 'treble'"), "{error}");
 }

@@ -22,7 +22,12 @@ pub struct LossWeights {
 
 impl Default for LossWeights {
     fn default() -> Self {
-        LossWeights { esr: 1.0, esr_preemph: 1.0, preemph_coefficient: 0.85, dc: 0.1 }
+        LossWeights {
+            esr: 1.0,
+            esr_preemph: 1.0,
+            preemph_coefficient: 0.85,
+            dc: 0.1,
+        }
     }
 }
 
@@ -107,9 +112,21 @@ mod tests {
     fn perfect_prediction_has_zero_loss_and_dc_is_penalised() {
         let target = Tensor::new(&[[0.5f32, -0.25, 0.125, -0.5]], &Device::Cpu).unwrap();
         let weights = LossWeights::default();
-        assert!(weights.loss(&target, &target).unwrap().to_scalar::<f32>().unwrap().abs() < 1e-7);
+        assert!(
+            weights
+                .loss(&target, &target)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                .abs()
+                < 1e-7
+        );
         let offset = (&target + 0.1).unwrap();
-        let only_dc = LossWeights { esr: 0.0, esr_preemph: 0.0, ..LossWeights::default() };
+        let only_dc = LossWeights {
+            esr: 0.0,
+            esr_preemph: 0.0,
+            ..LossWeights::default()
+        };
         let value = only_dc.loss(&offset, &target).unwrap().to_scalar::<f32>().unwrap();
         let power = (0.25 + 0.0625 + 0.015625 + 0.25) / 4.0;
         assert!((value - 0.1 * 0.01 / power).abs() < 1e-6, "DC term {value}");
@@ -123,6 +140,9 @@ mod tests {
         let norm = clip_gradients(&mut grads, std::slice::from_ref(&var), 1.0).unwrap();
         assert!((norm - 10.0).abs() < 1e-5, "gradient (6, 8) has norm 10, got {norm}");
         let clipped = grads.get(&var).unwrap().to_vec1::<f32>().unwrap();
-        assert!((clipped[0] - 0.6).abs() < 1e-6 && (clipped[1] - 0.8).abs() < 1e-6, "{clipped:?}");
+        assert!(
+            (clipped[0] - 0.6).abs() < 1e-6 && (clipped[1] - 0.8).abs() < 1e-6,
+            "{clipped:?}"
+        );
     }
 }

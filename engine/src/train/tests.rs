@@ -39,15 +39,32 @@ fn dataset(drives: &[f32]) -> Dataset {
             let input = input_signal(6.0, i as u64);
             let target = device(&input, drive);
             let knob_values = if drives.len() > 1 { vec![drive] } else { vec![] };
-            CapturePair { input, target, knob_values, latency_samples: 0 }
+            CapturePair {
+                input,
+                target,
+                knob_values,
+                latency_samples: 0,
+            }
         })
         .collect();
     let knobs = if drives.len() > 1 {
-        vec![KnobDescriptor { name: "drive".into(), min: 1.0, max: 4.0, default: 2.0, unit: String::new() }]
+        vec![KnobDescriptor {
+            name: "drive".into(),
+            min: 1.0,
+            max: 4.0,
+            default: 2.0,
+            unit: String::new(),
+        }]
     } else {
         vec![]
     };
-    Dataset { sample_rate: SAMPLE_RATE, knobs, pairs, notes: vec![], alignment_margin_samples: 0 }
+    Dataset {
+        sample_rate: SAMPLE_RATE,
+        knobs,
+        pairs,
+        notes: vec![],
+        alignment_margin_samples: 0,
+    }
 }
 
 fn tiny_wavenet(num_knobs: usize) -> ModelConfig {
@@ -107,7 +124,10 @@ fn wavenet_training_lowers_validation_esr_and_is_reproducible() {
             a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs())
         })
         .fold(0.0f32, f32::max);
-    assert!(max_difference < 1e-4, "same seed and step budget differ by {max_difference} in some weight");
+    assert!(
+        max_difference < 1e-4,
+        "same seed and step budget differ by {max_difference} in some weight"
+    );
     assert!(all_finite(&first.weights));
 }
 
@@ -117,19 +137,32 @@ fn conditioned_wavenet_trains_on_two_captures() {
     let config = quick_config(tiny_wavenet(1), 60);
     let outcome = train(&config, &data, None, &mut |_| {}).unwrap();
     let initial_esr = outcome.summary.validation_curve[0].1;
-    assert!(outcome.accuracy.esr < 0.5 * initial_esr, "ESR {} vs untrained {initial_esr}", outcome.accuracy.esr);
+    assert!(
+        outcome.accuracy.esr < 0.5 * initial_esr,
+        "ESR {} vs untrained {initial_esr}",
+        outcome.accuracy.esr
+    );
     outcome.weights.validate(&config.model).unwrap();
 }
 
 #[test]
 fn lstm_training_lowers_validation_esr() {
     let data = dataset(&[2.5]);
-    let model = ModelConfig::Lstm(LstmConfig { num_knobs: 0, hidden_size: 8, num_layers: 1, skip: true });
+    let model = ModelConfig::Lstm(LstmConfig {
+        num_knobs: 0,
+        hidden_size: 8,
+        num_layers: 1,
+        skip: true,
+    });
     let mut config = quick_config(model, 40);
     config.segment_samples = 512;
     let outcome = train(&config, &data, None, &mut |_| {}).unwrap();
     let initial_esr = outcome.summary.validation_curve[0].1;
-    assert!(outcome.accuracy.esr < 0.7 * initial_esr, "ESR {} vs untrained {initial_esr}", outcome.accuracy.esr);
+    assert!(
+        outcome.accuracy.esr < 0.7 * initial_esr,
+        "ESR {} vs untrained {initial_esr}",
+        outcome.accuracy.esr
+    );
 }
 
 #[test]
@@ -139,7 +172,10 @@ fn divergence_rolls_back_and_never_yields_non_finite_weights() {
     config.learning_rate = 1e4;
     config.gradient_clip = 1e9;
     let outcome = train(&config, &data, None, &mut |_| {}).unwrap();
-    assert!(outcome.rollbacks > 0, "a learning rate of 1e4 should diverge and be rolled back");
+    assert!(
+        outcome.rollbacks > 0,
+        "a learning rate of 1e4 should diverge and be rolled back"
+    );
     assert!(all_finite(&outcome.weights));
     assert!(outcome.accuracy.esr.is_finite());
 }

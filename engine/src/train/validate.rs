@@ -24,7 +24,12 @@ pub struct Region {
 
 /// Plays `weights` over every capture's held-out region (preceded by enough of the
 /// capture to fill the receptive field and settle state) and scores the result.
-pub fn validation_esr(model: &ModelConfig, weights: &Weights, dataset: &Dataset, regions: &[Region]) -> Result<Accuracy> {
+pub fn validation_esr(
+    model: &ModelConfig,
+    weights: &Weights,
+    dataset: &Dataset,
+    regions: &[Region],
+) -> Result<Accuracy> {
     let mut kernel = StreamingModel::new(model, weights, BLOCK_SAMPLES)?;
     let warmup = model.receptive_field() - 1 + STATE_WARMUP_SAMPLES;
     let (mut predictions, mut targets) = (Vec::new(), Vec::new());

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-use crate::kernel::wavenet::activation;
+use crate::kernel::activation;
 
 /// Elements below which one thread does the whole map (spawning costs more than it saves).
 const MIN_ELEMENTS_PER_THREAD: usize = 1 << 15;

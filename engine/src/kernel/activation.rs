@@ -1,4 +1,5 @@
-//! Vectorisable `tanh` and `sigmoid` for the WaveNet kernel (audio thread).
+//! Vectorisable `tanh` and `sigmoid` shared by the streaming kernels (audio thread) and
+//! the WaveNet's candle activation ops (trainer thread).
 //!
 //! `std`'s `tanh` is a scalar library call; these are straight-line arithmetic the compiler
 //! turns into SIMD. Both go through one `exp` (Cody-Waite range reduction, a degree-7
