@@ -14,7 +14,9 @@ fn kernel(architecture: &str) -> (StreamingModel, Vec<f32>) {
 }
 
 fn signal() -> Vec<f32> {
-    (0..SIGNAL_SAMPLES).map(|i| 0.6 * (i as f32 * 0.07).sin() * (i as f32 * 0.003).cos()).collect()
+    (0..SIGNAL_SAMPLES)
+        .map(|i| 0.6 * (i as f32 * 0.07).sin() * (i as f32 * 0.003).cos())
+        .collect()
 }
 
 /// Output of `model` over `input` cut into blocks of the given sizes (cycled).
