@@ -270,6 +270,33 @@ impl Profile {
         Ok(profile)
     }
 
+    /// A small deterministic profile for tests and examples: the `architecture` preset at
+    /// `size` with two knobs ("gain" 0..10, default 5; "level" -12..0 dB, default -6),
+    /// 48 kHz, and weights from [`Weights::random`] with `seed` and scale 0.2. Not trained.
+    pub fn fixture(architecture: &str, size: crate::model::Size, name: &str, seed: u64) -> Result<Self> {
+        let model = ModelConfig::preset(architecture, size, 2)?;
+        let weights = Weights::random(&model, seed, 0.2);
+        let knob = |name: &str, min, max, default, unit: &str| KnobDescriptor {
+            name: name.into(),
+            min,
+            max,
+            default,
+            unit: unit.into(),
+        };
+        let meta = ProfileMeta {
+            format_version: FORMAT_VERSION,
+            name: name.into(),
+            notes: String::new(),
+            model,
+            sample_rate: 48_000,
+            knobs: vec![knob("gain", 0.0, 10.0, 5.0, ""), knob("level", -12.0, 0.0, -6.0, "dB")],
+            latency_samples: 0,
+            training: None,
+            accuracy: None,
+        };
+        Profile::new(meta, weights)
+    }
+
     /// Checks everything a kernel relies on; see the module docs.
     pub fn validate(&self) -> Result<()> {
         let meta = &self.meta;

@@ -60,42 +60,10 @@ pub fn decode_profile(text: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use doppel_engine::model::MAX_KNOBS;
-    use doppel_engine::profile::{KnobDescriptor, FORMAT_VERSION};
-    use doppel_engine::{ModelConfig, Profile, ProfileMeta, Size, Weights};
+    use doppel_engine::{Profile, Size};
 
     fn profile(architecture: &str, size: Size) -> Profile {
-        let model = ModelConfig::preset(architecture, size, 2).unwrap();
-        let weights = Weights::random(&model, 7, 0.2);
-        let knobs = vec![
-            KnobDescriptor {
-                name: "gain".into(),
-                min: 0.0,
-                max: 10.0,
-                default: 5.0,
-                unit: String::new(),
-            },
-            KnobDescriptor {
-                name: "level".into(),
-                min: -12.0,
-                max: 0.0,
-                default: -6.0,
-                unit: "dB".into(),
-            },
-        ];
-        assert!(knobs.len() <= MAX_KNOBS);
-        let meta = ProfileMeta {
-            format_version: FORMAT_VERSION,
-            name: "fixture".into(),
-            notes: String::new(),
-            model,
-            sample_rate: 48_000,
-            knobs,
-            latency_samples: 0,
-            training: None,
-            accuracy: None,
-        };
-        Profile::new(meta, weights).unwrap()
+        Profile::fixture(architecture, size, "fixture", 7).unwrap()
     }
 
     #[test]

@@ -9,42 +9,12 @@ use arc_swap::ArcSwap;
 use doppel::dsp::{Meters, Processor};
 use doppel::hub::ModelHub;
 use doppel::params::KnobLabels;
-use doppel_engine::profile::{KnobDescriptor, FORMAT_VERSION};
-use doppel_engine::{ModelConfig, Profile, ProfileMeta, Size, Weights};
+use doppel_engine::{Profile, Size};
 
 /// A nano `architecture` profile with two knobs ("gain" 0..10, "level" -12..0 dB) and
 /// deterministic random weights in -0.2..0.2.
 pub fn nano_profile(architecture: &str, name: &str, seed: u64) -> Profile {
-    let model = ModelConfig::preset(architecture, Size::Nano, 2).expect("nano preset");
-    let weights = Weights::random(&model, seed, 0.2);
-    let knobs = vec![
-        KnobDescriptor {
-            name: "gain".into(),
-            min: 0.0,
-            max: 10.0,
-            default: 5.0,
-            unit: String::new(),
-        },
-        KnobDescriptor {
-            name: "level".into(),
-            min: -12.0,
-            max: 0.0,
-            default: -6.0,
-            unit: "dB".into(),
-        },
-    ];
-    let meta = ProfileMeta {
-        format_version: FORMAT_VERSION,
-        name: name.into(),
-        notes: String::new(),
-        model,
-        sample_rate: 48_000,
-        knobs,
-        latency_samples: 0,
-        training: None,
-        accuracy: None,
-    };
-    Profile::new(meta, weights).expect("valid fixture profile")
+    Profile::fixture(architecture, Size::Nano, name, seed).expect("valid fixture profile")
 }
 
 /// A hub, its processor (at 48 kHz, default controls) and the meters they share.
