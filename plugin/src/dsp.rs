@@ -57,6 +57,8 @@ pub struct Meters {
     pub output_peak: AtomicF32,
     /// The "Capture Return" sidechain (the captured device's output, not used by the effect yet).
     pub capture_return_peak: AtomicF32,
+    /// The host's sample rate in Hz as of the last activation (0 before the first).
+    pub host_sample_rate_hz: AtomicF32,
 }
 
 impl Meters {
@@ -136,6 +138,9 @@ impl Processor {
     /// safe (it only stores values).
     pub fn prepare(&mut self, sample_rate_hz: f32, controls: &Controls) {
         self.sample_rate_hz = sample_rate_hz.max(1.0);
+        self.meters
+            .host_sample_rate_hz
+            .store(self.sample_rate_hz, Ordering::Relaxed);
         self.input_gain.reset(db_to_gain(sanitize_db(controls.input_gain_db)));
         self.output_gain.reset(db_to_gain(sanitize_db(controls.output_gain_db)));
         self.mix.reset(sanitize_unit(controls.mix));

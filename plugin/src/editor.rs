@@ -4,6 +4,7 @@
 mod info;
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,7 +113,8 @@ impl NiceEguiApp for DoppelEditor {
                 self.controls_ui(ui, &setter, &status);
             });
         egui::CentralPanel::default().show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| info::profile_ui(ui, &status));
+            let host_sample_rate_hz = self.meters.host_sample_rate_hz.load(Ordering::Relaxed);
+            egui::ScrollArea::vertical().show(ui, |ui| info::profile_ui(ui, &status, host_sample_rate_hz));
         });
         ui.ctx().request_repaint_after(Duration::from_millis(33));
     }

@@ -9,8 +9,13 @@ use crate::hub::HubStatus;
 /// Colour of secondary text.
 const DIM: Color32 = Color32::from_gray(140);
 
-/// Shows the loaded profile's header (or a hint when none is loaded).
-pub fn profile_ui(ui: &mut egui::Ui, status: &HubStatus) {
+/// Colour of warnings.
+const WARNING: Color32 = Color32::from_rgb(230, 160, 40);
+
+/// Shows the loaded profile's header (or a hint when none is loaded), warning when the host
+/// runs at another sample rate than the profile was trained at (`host_sample_rate_hz` 0:
+/// not activated yet).
+pub fn profile_ui(ui: &mut egui::Ui, status: &HubStatus, host_sample_rate_hz: f32) {
     ui.add_space(4.0);
     ui.label(RichText::new("Profile").strong());
     let Some(meta) = status.meta.as_deref() else {
@@ -40,6 +45,18 @@ pub fn profile_ui(ui: &mut egui::Ui, status: &HubStatus) {
             };
             row(ui, "Accuracy", &accuracy);
         });
+
+    if host_sample_rate_hz > 0.0 && (host_sample_rate_hz - meta.sample_rate as f32).abs() > 0.5 {
+        ui.label(
+            RichText::new(format!(
+                "The host runs at {host_sample_rate_hz:.0} Hz but this profile was trained at {} Hz: \
+                 its filters shift with the rate, so it will not sound like the captured device. \
+                 Run the session at {} Hz.",
+                meta.sample_rate, meta.sample_rate
+            ))
+            .color(WARNING),
+        );
+    }
 
     ui.add_space(6.0);
     ui.label(RichText::new("Knobs").strong());
