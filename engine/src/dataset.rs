@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::align::{align_pair, estimate_latency};
 use crate::model::MAX_KNOBS;
 use crate::profile::KnobDescriptor;
-use crate::wav::read_wav_mono;
+use crate::wav::{read_wav_mono, WavAudio};
 
 /// RMS below this (about -100 dBFS) counts as silence.
 const SILENCE_RMS: f32 = 1e-5;
@@ -144,6 +144,58 @@ fn rms(x: &[f32]) -> f32 {
     (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
 }
 
+/// Checks one clean-input / device-output pair (same sample rate, neither silent, lengths
+/// within the latency window), finds the device latency by cross-correlation unless
+/// `latency_override` gives it, and aligns the pair with the target left `margin_samples`
+/// late of that latency. Paths only name the files in errors. Returns the aligned input,
+/// the aligned target and the latency (without the margin), in samples.
+pub fn align_capture(
+    (input, input_path): (&WavAudio, &Path),
+    (target, target_path): (&WavAudio, &Path),
+    latency_override: Option<i64>,
+    max_latency_seconds: f32,
+    margin_samples: i64,
+) -> Result<(Vec<f32>, Vec<f32>, i64)> {
+    ensure!(
+        input.sample_rate == target.sample_rate,
+        "sample rate mismatch: input {} is {} Hz but target {} is {} Hz",
+        input_path.display(),
+        input.sample_rate,
+        target_path.display(),
+        target.sample_rate
+    );
+    ensure!(
+        rms(&input.samples) > SILENCE_RMS,
+        "input {} is silent",
+        input_path.display()
+    );
+    ensure!(
+        rms(&target.samples) > SILENCE_RMS,
+        "target {} is silent",
+        target_path.display()
+    );
+    let max_latency = (max_latency_seconds * input.sample_rate as f32) as usize;
+    let length_difference = input.samples.len().abs_diff(target.samples.len());
+    ensure!(
+        length_difference <= max_latency,
+        "length mismatch: input {} has {} samples, target {} has {} ({length_difference} apart, more than the {max_latency}-sample latency window)",
+        input_path.display(),
+        input.samples.len(),
+        target_path.display(),
+        target.samples.len()
+    );
+    let latency_samples = match latency_override {
+        Some(latency) => latency,
+        None => {
+            estimate_latency(&input.samples, &target.samples, max_latency)
+                .with_context(|| format!("cannot find the latency of {}", target_path.display()))?
+                .latency_samples
+        }
+    };
+    let (input, target) = align_pair(&input.samples, &target.samples, latency_samples - margin_samples);
+    Ok((input, target, latency_samples))
+}
+
 /// Reads, checks and aligns every capture, and settles the knob descriptors.
 pub fn load_dataset(
     specs: &[CaptureSpec],
@@ -187,50 +239,20 @@ pub fn load_dataset(
                 ));
             }
         }
-        ensure!(
-            input.sample_rate == target.sample_rate,
-            "sample rate mismatch: input {} is {} Hz but target {} is {} Hz",
-            spec.input.display(),
-            input.sample_rate,
-            spec.target.display(),
-            target.sample_rate
-        );
         let rate = *sample_rate.get_or_insert(input.sample_rate);
         ensure!(
             rate == input.sample_rate,
             "captures mix sample rates ({rate} Hz and {} Hz)",
             input.sample_rate
         );
-        ensure!(
-            rms(&input.samples) > SILENCE_RMS,
-            "input {} is silent",
-            spec.input.display()
-        );
-        ensure!(
-            rms(&target.samples) > SILENCE_RMS,
-            "target {} is silent",
-            spec.target.display()
-        );
-        let max_latency = (options.max_latency_seconds * rate as f32) as usize;
-        let length_difference = input.samples.len().abs_diff(target.samples.len());
-        ensure!(
-            length_difference <= max_latency,
-            "length mismatch: input {} has {} samples, target {} has {} ({length_difference} apart, more than the {max_latency}-sample latency window)",
-            spec.input.display(),
-            input.samples.len(),
-            spec.target.display(),
-            target.samples.len()
-        );
-        let latency_samples = match options.latency_override {
-            Some(latency) => latency,
-            None => {
-                estimate_latency(&input.samples, &target.samples, max_latency)
-                    .with_context(|| format!("cannot find the latency of {}", spec.target.display()))?
-                    .latency_samples
-            }
-        };
-        let margin = (options.causality_margin_seconds * rate as f32).round() as i64;
-        let (input, target) = align_pair(&input.samples, &target.samples, latency_samples - margin);
+        let margin_samples = (options.causality_margin_seconds * rate as f32).round() as i64;
+        let (input, target, latency_samples) = align_capture(
+            (&input, &spec.input),
+            (&target, &spec.target),
+            options.latency_override,
+            options.max_latency_seconds,
+            margin_samples,
+        )?;
         ensure!(
             input.len() >= rate as usize,
             "capture {} is shorter than one second after alignment",

@@ -144,16 +144,11 @@ pub fn train(
     })
 }
 
-/// Where a capture's training and validation regions start and end.
-struct Split {
-    train_end: usize,
-    knobs: Vec<f32>,
-}
-
 struct Trainer<'a> {
     config: &'a TrainConfig,
     dataset: &'a Dataset,
-    splits: Vec<Split>,
+    /// Per capture: where its held-out tail starts (training uses what lies before) and its knobs.
+    splits: Vec<validate::Region>,
     varmap: VarMap,
     model: Model,
     device: Device,
@@ -175,8 +170,8 @@ impl<'a> Trainer<'a> {
                     "capture {i} is too short to train on: {len} samples, need more than {} before validation",
                     context + config.segment_samples
                 );
-                Ok(Split {
-                    train_end,
+                Ok(validate::Region {
+                    start: train_end,
                     knobs: dataset.normalized_knobs(i),
                 })
             })
@@ -202,7 +197,7 @@ impl<'a> Trainer<'a> {
         let channels = 1 + config.model.num_knobs();
         let context = config.model.receptive_field() - 1;
         let length = context + config.warmup_samples() + config.segment_samples;
-        let lengths: Vec<usize> = self.splits.iter().map(|s| s.train_end - length).collect();
+        let lengths: Vec<usize> = self.splits.iter().map(|s| s.start - length).collect();
         let total: usize = lengths.iter().sum();
         let mut inputs = Vec::with_capacity(config.batch_size * channels * length);
         let mut targets = Vec::with_capacity(config.batch_size * config.segment_samples);
@@ -276,7 +271,7 @@ impl<'a> Trainer<'a> {
         let mut optimizer = candle_nn::AdamW::new(self.varmap.all_vars(), params.clone())?;
         let mut lr_scale = 1.0;
         let mut best = Weights::from_varmap(&self.varmap)?;
-        let mut best_esr = validate::validation_esr(&config.model, &best, self.dataset, &self.splits_view())?.esr;
+        let mut best_esr = validate::validation_esr(&config.model, &best, self.dataset, &self.splits)?.esr;
         let mut summary = TrainingSummary {
             data_seconds: self.dataset.seconds() * (1.0 - config.validation_fraction),
             device_latency_samples: self.dataset.pairs.iter().map(|p| p.latency_samples).collect(),
@@ -334,7 +329,7 @@ impl<'a> Trainer<'a> {
             loss_points.push((step, loss_value));
             if step % config.validate_every_steps == 0 {
                 let weights = Weights::from_varmap(&self.varmap)?;
-                let esr = validate::validation_esr(&config.model, &weights, self.dataset, &self.splits_view())?.esr;
+                let esr = validate::validation_esr(&config.model, &weights, self.dataset, &self.splits)?.esr;
                 summary.validation_curve.push((step, esr));
                 if esr.is_finite() && esr < best_esr {
                     (best, best_esr, stale_validations) = (weights, esr, 0);
@@ -353,13 +348,13 @@ impl<'a> Trainer<'a> {
         // Score the latest weights too, in case the run ended between validations.
         let last = Weights::from_varmap(&self.varmap)?;
         if step % config.validate_every_steps != 0 {
-            let esr = validate::validation_esr(&config.model, &last, self.dataset, &self.splits_view())?.esr;
+            let esr = validate::validation_esr(&config.model, &last, self.dataset, &self.splits)?.esr;
             summary.validation_curve.push((step, esr));
             if esr.is_finite() && esr < best_esr {
                 best = last;
             }
         }
-        let accuracy = validate::validation_esr(&config.model, &best, self.dataset, &self.splits_view())?;
+        let accuracy = validate::validation_esr(&config.model, &best, self.dataset, &self.splits)?;
         summary.steps = step;
         summary.wall_seconds = start.elapsed().as_secs_f32();
         summary.loss_curve = thin(&loss_points, 48);
@@ -369,16 +364,6 @@ impl<'a> Trainer<'a> {
             summary,
             rollbacks,
         })
-    }
-
-    fn splits_view(&self) -> Vec<validate::Region> {
-        self.splits
-            .iter()
-            .map(|s| validate::Region {
-                start: s.train_end,
-                knobs: s.knobs.clone(),
-            })
-            .collect()
     }
 }
 

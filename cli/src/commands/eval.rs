@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use clap::Args;
-use doppel_engine::align::{align_pair, estimate_latency};
+use doppel_engine::dataset::{align_capture, LoadOptions};
 use doppel_engine::metrics::measure;
 use doppel_engine::wav::read_wav_mono;
 use doppel_engine::Profile;
@@ -37,27 +37,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let profile = Profile::load(&args.profile)?;
     let input = super::read_input_for(&profile, &args.input)?;
     let target = read_wav_mono(&args.target)?;
-    ensure!(
-        target.sample_rate == input.sample_rate,
-        "sample rate mismatch: input is {} Hz but target is {} Hz",
-        input.sample_rate,
-        target.sample_rate
-    );
-    let max_latency = (input.sample_rate / 4) as usize;
-    let difference = input.samples.len().abs_diff(target.samples.len());
-    ensure!(
-        difference <= max_latency,
-        "length mismatch: input has {} samples, target {} ({difference} apart, more than the {max_latency}-sample latency window)",
-        input.samples.len(),
-        target.samples.len()
-    );
-    let latency_samples = match args.latency {
-        Some(latency) => latency,
-        None => estimate_latency(&input.samples, &target.samples, max_latency)?.latency_samples,
-    };
     // Align as training did: the model's output runs the profile's margin behind the device.
-    let margin = profile.meta.training.as_ref().map_or(0, |t| t.alignment_margin_samples);
-    let (aligned_input, aligned_target) = align_pair(&input.samples, &target.samples, latency_samples - margin);
+    let margin_samples = profile.meta.training.as_ref().map_or(0, |t| t.alignment_margin_samples);
+    let (aligned_input, aligned_target, latency_samples) = align_capture(
+        (&input, &args.input),
+        (&target, &args.target),
+        args.latency,
+        LoadOptions::default().max_latency_seconds,
+        margin_samples,
+    )?;
     let prediction = super::play(&profile, &aligned_input, &args.knobs)?;
     let metrics = measure(&prediction, &aligned_target);
     let seconds = aligned_target.len() as f32 / input.sample_rate as f32;
