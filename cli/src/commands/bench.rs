@@ -11,12 +11,16 @@ use doppel_engine::{Profile, StreamingModel};
 /// Arguments of `doppel bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Profile to measure.
-    #[arg(long)]
-    profile: PathBuf,
+    /// Profile to measure (repeat the flag, or list several after it, to measure more).
+    #[arg(long, required = true, num_args = 1..)]
+    profile: Vec<PathBuf>,
     /// Block size in samples.
     #[arg(long, default_value_t = 64)]
     block: usize,
+    /// Several block sizes in samples, comma-separated (e.g. `1,32,64,128,512`), measured one
+    /// after the other; overrides `--block`. One output line (or JSON object) per block size.
+    #[arg(long, value_delimiter = ',')]
+    blocks: Vec<usize>,
     /// Seconds of audio to process.
     #[arg(long, default_value_t = 10.0)]
     seconds: f32,
@@ -25,24 +29,39 @@ pub struct BenchArgs {
     json: bool,
 }
 
-/// Times the kernel over a test phrase, block by block.
+/// Times the kernel over a test phrase, block by block, for every profile and block size.
 pub fn run(args: BenchArgs) -> Result<()> {
-    ensure!(args.block > 0, "--block must be at least 1");
+    let blocks = if args.blocks.is_empty() {
+        vec![args.block]
+    } else {
+        args.blocks.clone()
+    };
+    ensure!(blocks.iter().all(|&b| b > 0), "--block must be at least 1");
     ensure!(args.seconds > 0.0, "--seconds must be positive");
-    let profile = Profile::load(&args.profile)?;
+    for path in &args.profile {
+        let profile = Profile::load(path)?;
+        for &block in &blocks {
+            measure(&profile, block, args.seconds, args.json)?;
+        }
+    }
+    Ok(())
+}
+
+/// Times one profile at one block size and prints the result line.
+fn measure(profile: &Profile, block_samples: usize, seconds: f32, json: bool) -> Result<()> {
     let sample_rate = profile.meta.sample_rate;
-    let input = test_phrase(sample_rate, args.seconds, 7);
+    let input = test_phrase(sample_rate, seconds, 7);
     let knobs: Vec<f32> = profile.meta.knobs.iter().map(|k| k.normalize(k.default)).collect();
-    let mut model = StreamingModel::new(&profile.meta.model, &profile.weights, args.block)?;
-    let mut output = vec![0.0; args.block];
+    let mut model = StreamingModel::new(&profile.meta.model, &profile.weights, block_samples)?;
+    let mut output = vec![0.0; block_samples];
     // Warm caches and branch predictors on the first second, then time the whole signal.
-    for block in input[..input.len().min(sample_rate as usize)].chunks(args.block) {
+    for block in input[..input.len().min(sample_rate as usize)].chunks(block_samples) {
         model.process(block, &knobs, &mut output[..block.len()]);
     }
     model.reset(&knobs);
     let start = Instant::now();
     let mut blocks = 0usize;
-    for block in input.chunks(args.block) {
+    for block in input.chunks(block_samples) {
         model.process(block, &knobs, &mut output[..block.len()]);
         blocks += 1;
     }
@@ -50,13 +69,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let audio_seconds = input.len() as f64 / sample_rate as f64;
     let realtime_factor = elapsed / audio_seconds;
     let us_per_block = elapsed * 1e6 / blocks as f64;
-    let (architecture, size) = super::model_label(&profile);
-    if args.json {
+    let (architecture, size) = super::model_label(profile);
+    if json {
         let json = serde_json::json!({
             "architecture": architecture,
             "size": size,
             "parameters": profile.meta.model.parameter_count(),
-            "block": args.block,
+            "block": block_samples,
             "sample_rate": sample_rate,
             "seconds": audio_seconds,
             "realtime_factor": realtime_factor,
@@ -65,8 +84,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!("{json}");
     } else {
         println!(
-            "{architecture}/{size}: realtime factor {realtime_factor:.5} ({us_per_block:.2} µs per {}-sample block at {sample_rate} Hz, one thread)",
-            args.block
+            "{architecture}/{size}: realtime factor {realtime_factor:.5} ({us_per_block:.2} µs per {block_samples}-sample block at {sample_rate} Hz, one thread)"
         );
     }
     Ok(())

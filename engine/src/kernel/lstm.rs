@@ -8,11 +8,19 @@
 //! first layer `base = bias + W_ih[:, 1..] knobs` is computed once per call (knobs are
 //! constant over a call) and `W_ih x` is a single column times the audio sample. Weights are
 //! stored transposed (`[input][4H]`) so every multiply-add runs along the contiguous `4H`
-//! gate axis and vectorises.
+//! gate axis and vectorises. A single-layer model (every preset) instead runs the SIMD path
+//! of [`packed`], with its state in registers over the block; the per-sample loop here is the
+//! general path for deeper models.
+
+mod packed;
 
 use super::activation::{sigmoid, tanh};
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512};
+use super::simd::{Isa, Portable, Simd};
 use crate::model::LstmConfig;
 use crate::profile::Weights;
+use packed::PackedLstm;
 
 /// Bound on the cell state's magnitude. Far beyond anything a trained model reaches (tanh
 /// saturates past about 9), it only guarantees that state can never become infinite or NaN.
@@ -33,6 +41,10 @@ struct LayerState {
     h: Vec<f32>,
     /// Cell state, `[H]`.
     c: Vec<f32>,
+    /// State [`LstmKernel::reset`] returns to: the learned initial `(hidden, cell)` state
+    /// when the weights hold one (NAM's LSTM), else zeros; `[H]` each.
+    initial_h: Vec<f32>,
+    initial_c: Vec<f32>,
 }
 
 impl LayerState {
@@ -40,18 +52,30 @@ impl LayerState {
         let weight_ih = weights.get(&format!("lstm.{layer}.weight_ih"), &[4 * hidden, input_size])?;
         let weight_hh = weights.get(&format!("lstm.{layer}.weight_hh"), &[4 * hidden, hidden])?;
         let bias = weights.get(&format!("lstm.{layer}.bias"), &[4 * hidden])?;
+        let initial = |name: &str| -> anyhow::Result<Vec<f32>> {
+            let data = weights.get_optional(&format!("lstm.{layer}.{name}"), &[hidden])?;
+            Ok(data.map_or_else(|| vec![0.0; hidden], <[f32]>::to_vec))
+        };
+        let (initial_h, initial_c) = (initial("initial_hidden")?, initial("initial_cell")?);
         Ok(LayerState {
             weight_ih_t: transpose(weight_ih, 4 * hidden, input_size),
             weight_hh_t: transpose(weight_hh, 4 * hidden, hidden),
             bias: bias.to_vec(),
-            h: vec![0.0; hidden],
-            c: vec![0.0; hidden],
+            h: initial_h.clone(),
+            c: initial_c.clone(),
+            initial_h,
+            initial_c,
         })
     }
 }
 
 /// Streaming LSTM for one audio channel.
 pub struct LstmKernel {
+    /// Instruction set of the SIMD path, detected once in [`Self::new`].
+    isa: Isa,
+    /// The single layer packed for `isa`'s vectors, when the model has one layer of a
+    /// supported size; then `layers` holds its weights but not its state.
+    packed: Option<PackedLstm>,
     layers: Vec<LayerState>,
     /// Head weights, `[H]`.
     head_weight: Vec<f32>,
@@ -70,6 +94,16 @@ impl LstmKernel {
     /// for interface symmetry; the kernel works sample by sample and needs no block buffers,
     /// so any block length is processed. Not real-time safe: allocates.
     pub fn new(config: &LstmConfig, weights: &Weights, max_block_samples: usize) -> anyhow::Result<Self> {
+        Self::with_isa(config, weights, max_block_samples, Isa::detect())
+    }
+
+    /// [`Self::new`] on a given instruction set, which the CPU must support.
+    pub(crate) fn with_isa(
+        config: &LstmConfig,
+        weights: &Weights,
+        max_block_samples: usize,
+        isa: Isa,
+    ) -> anyhow::Result<Self> {
         config.validate()?;
         let _ = max_block_samples;
         let hidden = config.hidden_size;
@@ -81,7 +115,20 @@ impl LstmKernel {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let head_weight = weights.get("head.weight", &[1, hidden])?.to_vec();
         let head_bias = weights.get("head.bias", &[1])?[0];
+        let lanes = match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Avx512::LANES,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Avx2::LANES,
+            _ => Portable::LANES,
+        };
+        let packed = match &layers[..] {
+            [layer] => PackedLstm::new(&layer.weight_ih_t, &layer.weight_hh_t, &head_weight, lanes),
+            _ => None,
+        };
         Ok(LstmKernel {
+            isa,
+            packed,
             layers,
             head_weight,
             head_bias,
@@ -98,6 +145,22 @@ impl LstmKernel {
     /// samples are treated as 0. Real-time safe: no allocation, locking or I/O.
     pub fn process(&mut self, input: &[f32], knobs: &[f32], output: &mut [f32]) {
         self.update_knob_base(knobs);
+        if let Some(packed) = &mut self.packed {
+            packed.set_base(&self.knob_base);
+            let samples = input.len().min(output.len());
+            let (input, output) = (&input[..samples], &mut output[..samples]);
+            let (bias, skip) = (self.head_bias, self.skip);
+            match self.isa {
+                // SAFETY: `isa` is supported by this CPU and `packed` was laid out for it.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { run_avx512(packed, input, output, bias, skip) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { run_avx2(packed, input, output, bias, skip) },
+                // SAFETY: the portable lanes run anywhere.
+                _ => unsafe { run_with::<Portable>(packed, input, output, bias, skip) },
+            }
+            return;
+        }
         let hidden = self.head_weight.len();
         for (x, y) in input.iter().zip(output.iter_mut()) {
             // Bounded input keeps every pre-activation finite, so NaN can never enter the state.
@@ -133,13 +196,17 @@ impl LstmKernel {
         }
     }
 
-    /// Zeroes the hidden and cell state of every layer (the candle model's initial state).
-    /// `knobs` is unused: an LSTM's reset state does not depend on them. Real-time safe.
+    /// Returns every layer's hidden and cell state to the candle model's initial state
+    /// (zeros, or the learned initial state when the weights hold one). `knobs` is unused:
+    /// an LSTM's reset state does not depend on them. Real-time safe.
     pub fn reset(&mut self, knobs: &[f32]) {
         let _ = knobs;
+        if let Some(packed) = &mut self.packed {
+            packed.reset();
+        }
         for layer in &mut self.layers {
-            layer.h.fill(0.0);
-            layer.c.fill(0.0);
+            layer.h.copy_from_slice(&layer.initial_h);
+            layer.c.copy_from_slice(&layer.initial_c);
         }
     }
 
@@ -157,6 +224,37 @@ impl LstmKernel {
             );
         }
     }
+}
+
+/// Runs the packed single layer on lanes `S`, state in registers for `1..=5` vectors per gate.
+///
+/// # Safety
+/// `S` must be usable on this CPU and be the lanes `packed` was laid out for.
+#[inline(always)]
+unsafe fn run_with<S: Simd>(packed: &mut PackedLstm, input: &[f32], output: &mut [f32], bias: f32, skip: bool) {
+    // Several recurrent chains only where the registers hold them (32 with 16 lanes).
+    let wide = S::LANES >= 16;
+    match (packed.vectors_per_gate::<S>(), wide) {
+        (1, true) => packed.run::<S, 1, 4>(input, output, bias, skip),
+        (1, false) => packed.run::<S, 1, 2>(input, output, bias, skip),
+        (2, true) => packed.run::<S, 2, 2>(input, output, bias, skip),
+        (2, false) => packed.run::<S, 2, 1>(input, output, bias, skip),
+        (3, _) => packed.run::<S, 3, 1>(input, output, bias, skip),
+        (4, _) => packed.run::<S, 4, 1>(input, output, bias, skip),
+        _ => packed.run::<S, 5, 1>(input, output, bias, skip),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_avx512(packed: &mut PackedLstm, input: &[f32], output: &mut [f32], bias: f32, skip: bool) {
+    run_with::<Avx512>(packed, input, output, bias, skip);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2(packed: &mut PackedLstm, input: &[f32], output: &mut [f32], bias: f32, skip: bool) {
+    run_with::<Avx2>(packed, input, output, bias, skip);
 }
 
 /// `[rows, cols]` row-major to `[cols, rows]` row-major.

@@ -6,6 +6,7 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 
 use super::*;
+use crate::kernel::simd::Isa;
 use crate::model::{LstmModel, ModelConfig};
 
 /// Largest block the golden tests build the kernel for, in samples.
@@ -62,7 +63,8 @@ fn max_abs_error(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Candle forward == kernel over the whole signal == kernel in blocks of 1, 17, 64 and the
-/// maximum block size; returns the largest error seen.
+/// maximum block size, on every instruction set and on the general path; returns the
+/// largest error seen.
 fn check_golden(config: &LstmConfig, weights: &Weights, knobs: &[f32]) -> f32 {
     let audio = test_signal(3000, 11);
     let reference = candle_output(config, weights, &audio, knobs);
@@ -71,17 +73,29 @@ fn check_golden(config: &LstmConfig, weights: &Weights, knobs: &[f32]) -> f32 {
         rms > 0.05,
         "reference output is nearly silent (rms {rms}), the test would prove little"
     );
-    let mut kernel = LstmKernel::new(config, weights, MAX_BLOCK_SAMPLES).unwrap();
     let mut worst = 0.0f32;
-    for block in [audio.len(), 1, 17, 64, MAX_BLOCK_SAMPLES] {
-        kernel.reset(knobs);
-        let streamed = kernel_output(&mut kernel, &audio, knobs, block);
-        let error = max_abs_error(&reference, &streamed);
-        assert!(
-            error <= GOLDEN_TOLERANCE,
-            "{config:?} block {block}: max abs error {error:e} > {GOLDEN_TOLERANCE:e}"
-        );
-        worst = worst.max(error);
+    // Every instruction set's packed path (for one layer), then the general per-sample path.
+    let mut kernels: Vec<(String, LstmKernel)> = Isa::available()
+        .into_iter()
+        .map(|isa| {
+            let kernel = LstmKernel::with_isa(config, weights, MAX_BLOCK_SAMPLES, isa).unwrap();
+            (format!("{isa:?}"), kernel)
+        })
+        .collect();
+    let mut general = LstmKernel::new(config, weights, MAX_BLOCK_SAMPLES).unwrap();
+    general.packed = None;
+    kernels.push(("general path".to_string(), general));
+    for (path, kernel) in &mut kernels {
+        for block in [audio.len(), 1, 17, 64, MAX_BLOCK_SAMPLES] {
+            kernel.reset(knobs);
+            let streamed = kernel_output(kernel, &audio, knobs, block);
+            let error = max_abs_error(&reference, &streamed);
+            assert!(
+                error <= GOLDEN_TOLERANCE,
+                "{config:?} {path} block {block}: max abs error {error:e} > {GOLDEN_TOLERANCE:e}"
+            );
+            worst = worst.max(error);
+        }
     }
     println!("golden {config:?} knobs {knobs:?}: max abs error {worst:e}");
     worst
@@ -111,6 +125,17 @@ fn golden_hidden_16_three_knobs() {
         skip: true,
     };
     check_golden(&config, &random_weights(&config, 2, 0.4), &[0.2, 0.75, 1.0]);
+}
+
+#[test]
+fn golden_hidden_40_one_knob() {
+    let config = LstmConfig {
+        num_knobs: 1,
+        hidden_size: 40,
+        num_layers: 1,
+        skip: true,
+    };
+    check_golden(&config, &random_weights(&config, 4, 0.3), &[0.4]);
 }
 
 #[test]

@@ -6,9 +6,12 @@
 //! growing. Audio thread: [`StreamingModel::process`] and [`StreamingModel::reset`] only.
 
 pub(crate) mod activation;
+pub mod gru;
 pub mod lstm;
+pub(crate) mod simd;
 pub mod wavenet;
 
+pub use gru::GruKernel;
 pub use lstm::LstmKernel;
 pub use wavenet::WavenetKernel;
 
@@ -21,6 +24,8 @@ pub enum StreamingModel {
     Wavenet(WavenetKernel),
     /// See [`LstmKernel`].
     Lstm(LstmKernel),
+    /// See [`GruKernel`].
+    Gru(GruKernel),
 }
 
 impl StreamingModel {
@@ -32,6 +37,7 @@ impl StreamingModel {
         Ok(match config {
             ModelConfig::Wavenet(c) => StreamingModel::Wavenet(WavenetKernel::new(c, weights, max_block_samples)?),
             ModelConfig::Lstm(c) => StreamingModel::Lstm(LstmKernel::new(c, weights, max_block_samples)?),
+            ModelConfig::Gru(c) => StreamingModel::Gru(GruKernel::new(c, weights, max_block_samples)?),
         })
     }
 
@@ -43,18 +49,21 @@ impl StreamingModel {
         match self {
             StreamingModel::Wavenet(k) => k.process(input, knobs, output),
             StreamingModel::Lstm(k) => k.process(input, knobs, output),
+            StreamingModel::Gru(k) => k.process(input, knobs, output),
         }
     }
 
     /// Clears all history. Afterwards the kernel's output equals the candle model's output
     /// on the same input preceded by zeros (a WaveNet kernel prewarms over
     /// `receptive_field - 1` zero samples with `knobs`, normalised as in [`Self::process`];
-    /// an LSTM zeroes its state). A freshly built kernel is in the reset state for knobs at 0.
+    /// an LSTM or GRU returns to its initial state: zeros, or an LSTM's learned one). A freshly
+    /// built kernel is in the reset state for knobs at 0.
     /// Real-time safe: no allocation; costs about one receptive field of processing.
     pub fn reset(&mut self, knobs: &[f32]) {
         match self {
             StreamingModel::Wavenet(k) => k.reset(knobs),
             StreamingModel::Lstm(k) => k.reset(knobs),
+            StreamingModel::Gru(k) => k.reset(knobs),
         }
     }
 }

@@ -13,9 +13,13 @@
 //! one per-call bias and only the audio column of the mixin is applied per sample.
 
 mod matrix;
+mod stage;
 
-use super::activation;
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512};
+use super::simd::{Isa, Portable, Simd};
 use matrix::PackedMatrix;
+use stage::{Conv, Residual, Store};
 
 use crate::model::{WavenetConfig, MAX_KNOBS};
 use crate::profile::Weights;
@@ -35,6 +39,8 @@ struct Layer {
     conv_bias: Vec<f32>,
     /// Input mixin `[conv_out][condition_size]` row-major.
     mixin: Vec<f32>,
+    /// Audio column of the input mixin, `[conv_out]`.
+    mixin_audio: Vec<f32>,
     /// `conv_bias + mixin[:, 1..] . knobs` for the current call, `[conv_out]`.
     call_bias: Vec<f32>,
     /// `[channels, channels]`.
@@ -65,6 +71,8 @@ struct Array {
 
 /// Streaming WaveNet for one audio channel.
 pub struct WavenetKernel {
+    /// Instruction set the block products run on, detected once in [`Self::new`].
+    isa: Isa,
     arrays: Vec<Array>,
     num_knobs: usize,
     head_scale: f32,
@@ -74,8 +82,6 @@ pub struct WavenetKernel {
     max_block_samples: usize,
     /// Sanitised input block, `[max_block]`.
     audio: Vec<f32>,
-    /// Convolution outputs, `[max conv_out][max_block]`.
-    z: Vec<f32>,
     /// Activations, `[max channels][max_block]`.
     activation: Vec<f32>,
     /// Head accumulator of the current array, `[max channels][max_block]`.
@@ -114,16 +120,22 @@ impl WavenetKernel {
                 let layer1x1 = weights.get(&format!("{l}.layer1x1.weight"), &[channels, channels])?;
                 let layer1x1_bias = weights.get(&format!("{l}.layer1x1.bias"), &[channels])?;
                 let history_samples = (k - 1) * dilation;
+                let conv_element = |o: usize, col: usize| {
+                    let (tap, channel) = (col / channels, col % channels);
+                    conv[(o * channels + channel) * k + tap]
+                };
                 let capacity = history_samples + max_block.max(4 * history_samples).max(256);
                 layers.push(Layer {
                     history_samples,
                     dilation,
-                    conv: PackedMatrix::new(conv_out, k * channels, |o, col| {
-                        let (tap, channel) = (col / channels, col % channels);
-                        conv[(o * channels + channel) * k + tap]
-                    }),
+                    conv: if a.gated {
+                        PackedMatrix::new_gated(channels, k * channels, conv_element)
+                    } else {
+                        PackedMatrix::new(conv_out, k * channels, conv_element)
+                    },
                     conv_bias: conv_bias.to_vec(),
                     mixin: mixin.to_vec(),
+                    mixin_audio: mixin.chunks_exact(a.condition_size).map(|row| row[0]).collect(),
                     call_bias: conv_bias.to_vec(),
                     layer1x1: PackedMatrix::new(channels, channels, |r, c| layer1x1[r * channels + c]),
                     layer1x1_bias: layer1x1_bias.to_vec(),
@@ -151,13 +163,13 @@ impl WavenetKernel {
             });
         }
         let mut kernel = WavenetKernel {
+            isa: Isa::detect(),
             arrays,
             num_knobs: config.num_knobs,
             head_scale: config.head_scale,
             receptive_field: config.receptive_field(),
             max_block_samples: max_block,
             audio: vec![0.0; max_block],
-            z: vec![0.0; max_rows * max_block],
             activation: vec![0.0; max_rows * max_block],
             head_sum: vec![0.0; max_rows * max_block],
             head_out: vec![0.0; max_rows * max_block],
@@ -171,7 +183,7 @@ impl WavenetKernel {
     /// Processes `input` into `output` (same length, any length; longer than the maximum
     /// block is split internally). `knobs` are the normalised knob values, constant over the
     /// call; missing ones count as 0, extra ones are ignored. Non-finite input samples count
-    /// as 0. Real-time safe: no allocation.
+    /// as 0 (so do subnormal ones). Real-time safe: no allocation.
     pub fn process(&mut self, input: &[f32], knobs: &[f32], output: &mut [f32]) {
         let samples = input.len().min(output.len());
         self.set_knobs(knobs);
@@ -181,7 +193,8 @@ impl WavenetKernel {
             .zip(output[..samples].chunks_mut(max_block))
         {
             for (a, &x) in self.audio.iter_mut().zip(block_in) {
-                *a = if x.is_finite() {
+                // Subnormal input would only slow the arithmetic down: it counts as 0 too.
+                *a = if x.is_finite() && x.abs() >= f32::MIN_POSITIVE {
                     x.clamp(-INPUT_LIMIT, INPUT_LIMIT)
                 } else {
                     0.0
@@ -237,32 +250,42 @@ impl WavenetKernel {
     }
 
     /// Runs `samples` (at most the maximum block) from `self.audio` through the network,
-    /// leaving the last head output in `self.head_out`. Uses AVX2 code where the CPU has it
-    /// (same operations in the same order, so bitwise the same results).
+    /// leaving the last head output in `self.head_out`, on the kernel's instruction set.
     fn process_block(&mut self, samples: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            unsafe { self.process_block_avx2(samples) };
-            return;
+        match self.isa {
+            // SAFETY: `isa` is only ever set to an instruction set the CPU supports.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { self.process_block_avx512(samples) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { self.process_block_avx2(samples) },
+            // SAFETY: the portable lanes run anywhere.
+            _ => unsafe { self.process_block_with::<Portable, 1>(samples) },
         }
-        self.process_block_portable(samples);
     }
 
-    /// [`Self::process_block`] compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn process_block_avx2(&mut self, samples: usize) {
-        self.process_block_portable(samples);
+    #[target_feature(enable = "avx512f")]
+    unsafe fn process_block_avx512(&mut self, samples: usize) {
+        self.process_block_with::<Avx512, 4>(samples);
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn process_block_avx2(&mut self, samples: usize) {
+        self.process_block_with::<Avx2, 2>(samples);
+    }
+
+    /// [`Self::process_block`] with lanes `S`, tiles `T` vectors wide.
+    ///
+    /// # Safety
+    /// `S` must be usable on this CPU; `samples <= max_block_samples`.
     #[inline(always)]
-    fn process_block_portable(&mut self, samples: usize) {
+    unsafe fn process_block_with<S: Simd, const T: usize>(&mut self, samples: usize) {
+        debug_assert!(samples <= self.max_block_samples);
         let WavenetKernel {
             arrays,
             max_block_samples,
             audio,
-            z,
             activation,
             head_sum,
             head_out,
@@ -271,7 +294,6 @@ impl WavenetKernel {
             ..
         } = self;
         let stride = *max_block_samples;
-        let condition_size = 1 + self.num_knobs;
         let last_array = arrays.len() - 1;
         for layer in arrays.iter_mut().flat_map(|a| a.layers.iter_mut()) {
             if layer.write + samples > layer.capacity {
@@ -285,27 +307,22 @@ impl WavenetKernel {
         for (array_index, array) in arrays.iter_mut().enumerate() {
             let channels = array.channels;
             // Rechannel the array input (audio, or the previous array's residual stream).
-            let (source, source_rows): (&[f32], usize) = if array_index == 0 {
-                (audio, 1)
+            let source = if array_index == 0 {
+                audio.as_ptr()
             } else {
-                (array_out, array.rechannel_cols())
+                array_out.as_ptr()
             };
-            for (r, start) in row_starts.iter_mut().take(source_rows).enumerate() {
+            for (r, start) in row_starts.iter_mut().take(array.rechannel.cols()).enumerate() {
                 *start = r * stride;
             }
             {
                 let first = &mut array.layers[0];
-                for row in first.input.chunks_exact_mut(first.capacity) {
-                    row[first.write..first.write + samples].fill(0.0);
-                }
-                array.rechannel.accumulate(
-                    source,
-                    row_starts,
-                    &mut first.input,
-                    first.write,
-                    first.capacity,
-                    samples,
-                );
+                let mut stage = Store {
+                    bias: std::ptr::null(),
+                    dst: first.input.as_mut_ptr().add(first.write),
+                    dst_stride: first.capacity,
+                };
+                array.rechannel.run::<S, T, _>(source, row_starts, &mut stage, samples);
             }
             // The head sum starts from the previous array's head output (or zero).
             for c in 0..channels {
@@ -320,18 +337,7 @@ impl WavenetKernel {
             for layer_index in 0..layer_count {
                 let (current, rest) = array.layers.split_at_mut(layer_index + 1);
                 let layer = &mut current[layer_index];
-                // z = call bias + audio mixin + dilated convolution.
-                for (o, (&bias, mixin)) in layer
-                    .call_bias
-                    .iter()
-                    .zip(layer.mixin.chunks_exact(condition_size))
-                    .enumerate()
-                {
-                    let w_audio = mixin[0];
-                    for (zv, &x) in z[o * stride..o * stride + samples].iter_mut().zip(&audio[..samples]) {
-                        *zv = bias + w_audio * x;
-                    }
-                }
+                // act = activation(call bias + audio mixin + dilated convolution); head += act.
                 let k = array.kernel_size;
                 for tap in 0..k {
                     let offset = layer.write - (k - 1 - tap) * layer.dilation;
@@ -339,69 +345,62 @@ impl WavenetKernel {
                         row_starts[tap * channels + c] = c * layer.capacity + offset;
                     }
                 }
-                layer.conv.accumulate(&layer.input, row_starts, z, 0, stride, samples);
-                // Activation, summed into the head.
-                for c in 0..channels {
-                    let act = &mut activation[c * stride..c * stride + samples];
-                    let filter = &z[c * stride..c * stride + samples];
-                    if array.gated {
-                        let gate = &z[(channels + c) * stride..(channels + c) * stride + samples];
-                        for ((a, &f), &g) in act.iter_mut().zip(filter).zip(gate) {
-                            *a = activation::tanh(f) * activation::sigmoid(g);
-                        }
-                    } else {
-                        for (a, &f) in act.iter_mut().zip(filter) {
-                            *a = activation::tanh(f);
-                        }
-                    }
-                    for (h, &a) in head_sum[c * stride..c * stride + samples].iter_mut().zip(act.iter()) {
-                        *h += a;
-                    }
-                }
+                let mut conv = Conv {
+                    bias: layer.call_bias.as_ptr(),
+                    audio_weight: layer.mixin_audio.as_ptr(),
+                    audio: audio.as_ptr(),
+                    gated: array.gated,
+                    act: activation.as_mut_ptr(),
+                    head_sum: head_sum.as_mut_ptr(),
+                    stride,
+                };
+                layer
+                    .conv
+                    .run::<S, T, _>(layer.input.as_ptr(), row_starts, &mut conv, samples);
                 // Residual: next input = input + layer1x1 bias + layer1x1 . activation.
                 let last_layer = layer_index + 1 == layer_count;
                 if !(last_layer && array_index == last_array) {
-                    let (dst, dst_start, dst_stride): (&mut [f32], usize, usize) = if last_layer {
-                        (&mut array_out[..], 0, stride)
+                    let (dst, dst_stride) = if last_layer {
+                        (array_out.as_mut_ptr(), stride)
                     } else {
                         let next = &mut rest[0];
-                        (&mut next.input[..], next.write, next.capacity)
+                        (next.input.as_mut_ptr().add(next.write), next.capacity)
                     };
-                    for c in 0..channels {
-                        let x = &layer.input[c * layer.capacity + layer.write..][..samples];
-                        let bias = layer.layer1x1_bias[c];
-                        let at = dst_start + c * dst_stride;
-                        for (d, &xv) in dst[at..at + samples].iter_mut().zip(x) {
-                            *d = xv + bias;
-                        }
-                    }
                     for (c, start) in row_starts.iter_mut().take(channels).enumerate() {
                         *start = c * stride;
                     }
+                    let mut residual = Residual {
+                        input: layer.input.as_ptr().add(layer.write),
+                        input_stride: layer.capacity,
+                        bias: layer.layer1x1_bias.as_ptr(),
+                        dst,
+                        dst_stride,
+                    };
                     layer
                         .layer1x1
-                        .accumulate(activation, row_starts, dst, dst_start, dst_stride, samples);
+                        .run::<S, T, _>(activation.as_ptr(), row_starts, &mut residual, samples);
                 }
                 layer.write += samples;
             }
             // Head output = head bias + head_rechannel . head sum.
-            for (h, &bias) in array.head_bias.iter().enumerate() {
-                head_out[h * stride..h * stride + samples].fill(bias);
-            }
             for (c, start) in row_starts.iter_mut().take(channels).enumerate() {
                 *start = c * stride;
             }
+            let mut stage = Store {
+                bias: array.head_bias.as_ptr(),
+                dst: head_out.as_mut_ptr(),
+                dst_stride: stride,
+            };
             array
                 .head
-                .accumulate(head_sum, row_starts, head_out, 0, stride, samples);
+                .run::<S, T, _>(head_sum.as_ptr(), row_starts, &mut stage, samples);
         }
     }
-}
 
-impl Array {
-    /// Channels the array takes in.
-    fn rechannel_cols(&self) -> usize {
-        self.rechannel.cols()
+    /// Runs on `isa` instead of the detected instruction set (tests compare the paths).
+    #[cfg(test)]
+    pub(crate) fn set_isa(&mut self, isa: Isa) {
+        self.isa = isa;
     }
 }
 

@@ -3,6 +3,7 @@
 use candle_core::{DType, Device, Module, Tensor};
 
 use super::WavenetKernel;
+use crate::kernel::simd::Isa;
 use crate::model::{LayerArrayConfig, ModelConfig, Size, WavenetConfig, WavenetModel};
 use crate::profile::Weights;
 
@@ -58,8 +59,10 @@ fn run_kernel(
     knobs: &[f32],
     max_block_samples: usize,
     call_samples: usize,
+    isa: Isa,
 ) -> Vec<f32> {
     let mut kernel = WavenetKernel::new(config, weights, max_block_samples).expect("kernel");
+    kernel.set_isa(isa);
     if knobs.iter().any(|&k| k != 0.0) {
         kernel.reset(knobs);
     }
@@ -80,7 +83,8 @@ fn rms(a: &[f32]) -> f32 {
 }
 
 /// Candle == kernel over the whole signal == kernel in blocks of 1, 17, 64 and a 512
-/// maximum block (fed whole and split internally); all kernel runs agree exactly.
+/// maximum block (fed whole and split internally), on every instruction set the CPU has;
+/// all runs on one instruction set agree exactly.
 fn assert_golden(name: &str, config: &WavenetConfig, knobs: &[f32], seed: u64) {
     let weights = Weights::random(&ModelConfig::Wavenet(config.clone()), seed, WEIGHT_SCALE);
     let signal = test_signal(3_000, seed + 1);
@@ -90,20 +94,32 @@ fn assert_golden(name: &str, config: &WavenetConfig, knobs: &[f32], seed: u64) {
         reference_rms > 1e-2,
         "{name}: reference output is nearly silent (rms {reference_rms})"
     );
-    let whole = run_kernel(config, &weights, &signal, knobs, signal.len(), signal.len());
-    let error = max_abs_diff(&whole, &reference);
-    eprintln!("{name}: max abs error {error:e}, output rms {reference_rms:.4}");
-    assert!(
-        error <= GOLDEN_TOLERANCE,
-        "{name}: kernel vs candle max abs error {error:e} (rms {reference_rms})"
-    );
-    for (max_block, call) in [(1, 1), (17, 17), (64, 64), (512, signal.len()), (64, 100)] {
-        let blocked = run_kernel(config, &weights, &signal, knobs, max_block, call);
-        let diff = max_abs_diff(&blocked, &whole);
+    let mut portable = Vec::new();
+    for isa in Isa::available() {
+        let whole = run_kernel(config, &weights, &signal, knobs, signal.len(), signal.len(), isa);
+        let error = max_abs_diff(&whole, &reference);
+        eprintln!("{name} ({isa:?}): max abs error {error:e}, output rms {reference_rms:.4}");
         assert!(
-            diff == 0.0,
-            "{name}: max block {max_block}, calls of {call}: differs from the whole-signal run by {diff:e}"
+            error <= GOLDEN_TOLERANCE,
+            "{name} ({isa:?}): kernel vs candle max abs error {error:e} (rms {reference_rms})"
         );
+        if isa == Isa::Portable {
+            portable = whole.clone();
+        }
+        // The SIMD paths differ from the portable one by rounding only (fused multiply-adds).
+        let versus_portable = max_abs_diff(&whole, &portable);
+        assert!(
+            versus_portable <= GOLDEN_TOLERANCE,
+            "{name} ({isa:?}): differs from the portable path by {versus_portable:e}"
+        );
+        for (max_block, call) in [(1, 1), (17, 17), (64, 64), (512, signal.len()), (64, 100)] {
+            let blocked = run_kernel(config, &weights, &signal, knobs, max_block, call, isa);
+            let diff = max_abs_diff(&blocked, &whole);
+            assert!(
+                diff == 0.0,
+                "{name} ({isa:?}): max block {max_block}, calls of {call}: differs from the whole-signal run by {diff:e}"
+            );
+        }
     }
 }
 
@@ -157,6 +173,16 @@ fn nano_with_two_knobs_matches_candle_in_any_blocking() {
     assert_golden("nano, 2 knobs", &nano_unscaled(2), &[0.3, 0.8], 12);
 }
 
+/// Lite's 12 and 6 channels exercise several four-row groups plus a two-row remainder.
+#[test]
+fn lite_with_one_knob_matches_candle_in_any_blocking() {
+    let config = WavenetConfig {
+        head_scale: 1.0,
+        ..WavenetConfig::preset(Size::Lite, 1)
+    };
+    assert_golden("lite, 1 knob", &config, &[0.6], 13);
+}
+
 #[test]
 fn small_gated_matches_candle_in_any_blocking() {
     let mut config = small_gated_config();
@@ -205,8 +231,8 @@ fn non_finite_input_is_treated_as_silence() {
         signal[i] = bad;
         cleaned[i] = 0.0;
     }
-    let expected = run_kernel(&config, &weights, &cleaned, &[0.5], 64, 64);
-    let got = run_kernel(&config, &weights, &signal, &[0.5, f32::NAN], 64, 64);
+    let expected = run_kernel(&config, &weights, &cleaned, &[0.5], 64, 64, Isa::detect());
+    let got = run_kernel(&config, &weights, &signal, &[0.5, f32::NAN], 64, 64, Isa::detect());
     assert!(got.iter().all(|v| v.is_finite()), "non-finite output");
     assert_eq!(max_abs_diff(&got, &expected), 0.0, "NaN/Inf input not treated as 0");
 }
