@@ -20,7 +20,7 @@ enum Command {
     /// Run a WAV through the built-in reference tube amp (a stand-in for hardware).
     Reference(commands::reference::ReferenceArgs),
     /// Train a profile from capture pairs.
-    Train(commands::train::TrainArgs),
+    Train(Box<commands::train::TrainArgs>),
     /// Process a WAV through a profile.
     Process(commands::process::ProcessArgs),
     /// Measure a profile's accuracy against a device's output.
@@ -29,6 +29,10 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Show what a profile holds.
     Info(commands::info::InfoArgs),
+    /// Import a NAM (.nam) or AIDA-X / Proteus (.json) model as a profile.
+    Import(commands::import::ImportArgs),
+    /// Export a profile as a NAM (.nam) file.
+    Export(commands::export::ExportArgs),
 }
 
 fn main() {
@@ -36,11 +40,13 @@ fn main() {
     let result = match cli.command {
         Command::Signal(args) => commands::signal::run(args),
         Command::Reference(args) => commands::reference::run(args),
-        Command::Train(args) => commands::train::run(args),
+        Command::Train(args) => commands::train::run(*args),
         Command::Process(args) => commands::process::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Info(args) => commands::info::run(args),
+        Command::Import(args) => commands::import::run(args),
+        Command::Export(args) => commands::export::run(args),
     };
     if let Err(error) = result {
         // One line: the outermost context and its causes, joined.

@@ -98,6 +98,9 @@ pub struct TrainingSummary {
     pub loss_curve: Vec<(u64, f32)>,
     /// `(step, validation ESR)` pairs, one per validation.
     pub validation_curve: Vec<(u64, f32)>,
+    /// Seconds since training started at each entry of `validation_curve`.
+    #[serde(default)]
+    pub validation_seconds: Vec<f32>,
 }
 
 /// Accuracy measured on held-out audio the model never trained on.
@@ -109,6 +112,56 @@ pub struct Accuracy {
     pub esr_preemph: f32,
     /// Seconds of held-out audio measured.
     pub seconds: f32,
+}
+
+/// Gain-staging calibration and provenance, as NAM files carry it in their metadata. Every
+/// field is optional; imported files fill what they know, `doppel export` writes them back.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Output loudness in dB (RMS, re full scale) for a standard guitar input at nominal
+    /// settings; NAM's `loudness`. The plugin normalises output with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness_db: Option<f32>,
+    /// How much gain / compression the model shows, 0 (clean) to 1 (squashed); NAM's `gain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gain: Option<f32>,
+    /// Analog input level, in dBu, that corresponds to 0 dBFS into the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_level_dbu: Option<f32>,
+    /// Analog output level, in dBu, that corresponds to 0 dBFS out of the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_level_dbu: Option<f32>,
+    /// Who captured the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modeled_by: Option<String>,
+    /// Kind of gear (NAM's values: amp, pedal, pedal_amp, amp_cab, amp_pedal_cab, preamp, studio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gear_type: Option<String>,
+    /// Manufacturer of the gear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gear_make: Option<String>,
+    /// Model name of the gear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gear_model: Option<String>,
+    /// Character of the tone (NAM's values: clean, overdrive, crunch, hi_gain, fuzz).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tone_type: Option<String>,
+}
+
+impl Calibration {
+    fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("loudness_db", self.loudness_db),
+            ("gain", self.gain),
+            ("input_level_dbu", self.input_level_dbu),
+            ("output_level_dbu", self.output_level_dbu),
+        ] {
+            if let Some(v) = value {
+                ensure!(v.is_finite(), "calibration {name} is not finite");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The JSON header of a profile.
@@ -135,6 +188,10 @@ pub struct ProfileMeta {
     /// Measured accuracy on held-out audio.
     #[serde(default)]
     pub accuracy: Option<Accuracy>,
+    /// Loudness, calibration levels and gear description (imported from or exported to
+    /// NAM files); absent in profiles written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 /// A named tensor: shape and row-major `f32` data.
@@ -170,6 +227,16 @@ impl Weights {
             tensor.shape
         );
         Ok(&tensor.data)
+    }
+
+    /// The tensor called `name` if present, checked to have `shape`; `None` when absent
+    /// (for the optional tensors of [`ModelConfig::optional_tensor_shapes`]).
+    pub fn get_optional(&self, name: &str, shape: &[usize]) -> Result<Option<&[f32]>> {
+        if self.tensors.contains_key(name) {
+            self.get(name, shape).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Iterates over `(name, tensor)` in name order.
@@ -232,9 +299,15 @@ impl Weights {
     }
 
     /// Checks that exactly the tensors `config` needs are present with the right shapes
-    /// and only finite values.
+    /// and only finite values; optional tensors ([`ModelConfig::optional_tensor_shapes`])
+    /// may be present too, with the same checks.
     pub fn validate(&self, config: &ModelConfig) -> Result<()> {
-        let expected = config.tensor_shapes();
+        let mut expected = config.tensor_shapes();
+        for (name, shape) in config.optional_tensor_shapes() {
+            if self.tensors.contains_key(&name) {
+                expected.push((name, shape));
+            }
+        }
         for (name, shape) in &expected {
             let data = self.get(name, shape)?;
             ensure!(
@@ -293,6 +366,7 @@ impl Profile {
             latency_samples: 0,
             training: None,
             accuracy: None,
+            calibration: None,
         };
         Profile::new(meta, weights)
     }
@@ -324,6 +398,9 @@ impl Profile {
         );
         for knob in &meta.knobs {
             knob.validate()?;
+        }
+        if let Some(calibration) = &meta.calibration {
+            calibration.validate()?;
         }
         self.weights.validate(&meta.model)
     }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use doppel_engine::dataset::{load_dataset, CaptureSpec, CapturesFile, LoadOptions};
 use doppel_engine::profile::{ProfileMeta, FORMAT_VERSION};
-use doppel_engine::train::{train, TrainConfig};
+use doppel_engine::train::{train, EffectKind, Objective, TrainConfig};
 use doppel_engine::{ModelConfig, Profile, Size};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -56,6 +56,71 @@ pub struct TrainArgs {
     /// Print one JSON object with the results on stdout.
     #[arg(long)]
     json: bool,
+    /// Recurrent models: no input-to-output skip connection (NAM's LSTM has none, so only
+    /// such LSTMs can be exported with `doppel export`).
+    #[arg(long)]
+    no_skip: bool,
+    /// Kind of effect, which picks the default loss weights: amp, compressor or denoiser.
+    #[arg(long, default_value = "amp")]
+    effect: String,
+    /// Loss term weight as TERM=WEIGHT (repeatable); terms: esr, esr_preemph,
+    /// esr_a_weighted, mrstft, dc.
+    #[arg(long = "loss", value_parser = parse_loss_weight)]
+    loss_weights: Vec<(String, f32)>,
+    /// Worker threads for training (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Segments per batch (default: the architecture's).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Scored samples per segment (default: the architecture's).
+    #[arg(long)]
+    segment: Option<usize>,
+    /// Peak learning rate (default: the architecture's).
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Fraction of the peak learning rate reached at the end of the budget (default 0.1).
+    #[arg(long)]
+    final_lr_fraction: Option<f64>,
+    /// Also write the best weights so far every this many seconds into --snapshot-dir, as
+    /// `t<seconds>.doppel` (the accuracy-versus-time curve of one run).
+    #[arg(long, requires = "snapshot_dir")]
+    snapshot_every: Option<f32>,
+    /// Folder for --snapshot-every profiles.
+    #[arg(long, requires = "snapshot_every")]
+    snapshot_dir: Option<PathBuf>,
+}
+
+/// Parses `TERM=WEIGHT` for `--loss`.
+fn parse_loss_weight(text: &str) -> Result<(String, f32), String> {
+    let (term, weight) = super::parse_knob(text)?;
+    if weight < 0.0 {
+        return Err(format!("loss weight of '{term}' must not be negative"));
+    }
+    Ok((term, weight))
+}
+
+/// The objective for `--effect` with `--loss` overrides.
+fn objective(effect: &str, overrides: &[(String, f32)]) -> Result<Objective> {
+    let kind = match effect {
+        "amp" => EffectKind::AmpCab,
+        "compressor" => EffectKind::Compressor,
+        "denoiser" => EffectKind::Denoiser,
+        other => bail!("unknown effect '{other}': expected amp, compressor or denoiser"),
+    };
+    let mut objective = Objective::for_effect(kind);
+    for (term, weight) in overrides {
+        let slot = match term.as_str() {
+            "esr" => &mut objective.esr,
+            "esr_preemph" => &mut objective.esr_preemph,
+            "esr_a_weighted" => &mut objective.esr_a_weighted,
+            "mrstft" => &mut objective.mrstft,
+            "dc" => &mut objective.dc,
+            other => bail!("unknown loss term '{other}': expected esr, esr_preemph, esr_a_weighted, mrstft or dc"),
+        };
+        *slot = *weight;
+    }
+    Ok(objective)
 }
 
 /// Loads the captures, trains and writes the profile.
@@ -107,10 +172,34 @@ pub fn run(args: TrainArgs) -> Result<()> {
             pair.latency_samples
         );
     }
-    let model = ModelConfig::preset(&args.arch, size, dataset.knobs.len())?;
+    let mut model = ModelConfig::preset(&args.arch, size, dataset.knobs.len())?;
+    if args.no_skip {
+        match &mut model {
+            ModelConfig::Lstm(c) => c.skip = false,
+            ModelConfig::Gru(c) => c.skip = false,
+            ModelConfig::Wavenet(_) => bail!("--no-skip applies to lstm and gru models only"),
+        }
+    }
     let mut config = TrainConfig::new(model.clone());
     config.seed = args.seed;
     config.max_steps = args.steps;
+    config.objective = objective(&args.effect, &args.loss_weights)?;
+    if let Some(threads) = args.threads {
+        config.threads = threads.max(1);
+    }
+    if let Some(batch) = args.batch {
+        config.batch_size = batch;
+    }
+    if let Some(segment) = args.segment {
+        config.segment_samples = segment;
+    }
+    if let Some(learning_rate) = args.learning_rate {
+        config.learning_rate = learning_rate;
+    }
+    if let Some(fraction) = args.final_lr_fraction {
+        config.final_learning_rate_fraction = fraction.clamp(1e-6, 1.0);
+    }
+    config.snapshot_every_seconds = args.snapshot_every.unwrap_or(0.0);
     config.max_seconds = match (args.minutes, args.steps) {
         (Some(minutes), _) => Some(minutes * 60.0),
         (None, Some(_)) => None,
@@ -148,9 +237,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
         latency_samples: 0,
         training: Some(outcome.summary.clone()),
         accuracy: Some(outcome.accuracy.clone()),
+        calibration: None,
     };
     let profile = Profile::new(meta, outcome.weights).context("training produced an invalid profile")?;
     profile.save(&args.out)?;
+    if let Some(dir) = &args.snapshot_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for (seconds, weights) in &outcome.snapshots {
+            // Keeps the training summary: evaluation needs its alignment margin.
+            let mut meta = profile.meta.clone();
+            meta.accuracy = None;
+            let path = dir.join(format!("t{seconds:06.1}.doppel"));
+            Profile::new(meta, weights.clone())?.save(&path)?;
+        }
+    }
     let summary = &outcome.summary;
     if args.json {
         let json = serde_json::json!({
@@ -166,6 +266,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "size": size.name(),
             "parameters": profile.meta.model.parameter_count(),
             "rollbacks": outcome.rollbacks,
+            "validation_curve": summary
+                .validation_curve
+                .iter()
+                .zip(&summary.validation_seconds)
+                .map(|(&(step, esr), &seconds)| serde_json::json!({"step": step, "seconds": seconds, "esr": esr}))
+                .collect::<Vec<_>>(),
         });
         println!("{json}");
     } else {

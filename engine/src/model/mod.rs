@@ -5,11 +5,13 @@
 //! names listed in [`ModelConfig::tensor_shapes`], which is the single source of truth for
 //! what a profile file must contain.
 
+pub mod gru;
 pub mod lstm;
 pub mod wavenet;
 
 use serde::{Deserialize, Serialize};
 
+pub use gru::{GruConfig, GruModel};
 pub use lstm::{LstmConfig, LstmModel};
 pub use wavenet::{LayerArrayConfig, WavenetConfig, WavenetModel};
 
@@ -62,13 +64,15 @@ pub enum ModelConfig {
     Wavenet(WavenetConfig),
     /// Conditioned LSTM with a linear head and skip connection.
     Lstm(LstmConfig),
+    /// Conditioned GRU with a linear head and optional skip connection (AIDA-X style).
+    Gru(GruConfig),
 }
 
 /// The architecture names a profile may name.
-pub const ARCHITECTURES: [&str; 2] = ["wavenet", "lstm"];
+pub const ARCHITECTURES: [&str; 3] = ["wavenet", "lstm", "gru"];
 
 impl ModelConfig {
-    /// A preset of the named architecture (`wavenet` or `lstm`) for `num_knobs` knobs.
+    /// A preset of the named architecture (`wavenet`, `lstm` or `gru`) for `num_knobs` knobs.
     pub fn preset(architecture: &str, size: Size, num_knobs: usize) -> anyhow::Result<Self> {
         anyhow::ensure!(
             num_knobs <= MAX_KNOBS,
@@ -77,6 +81,7 @@ impl ModelConfig {
         match architecture {
             "wavenet" => Ok(ModelConfig::Wavenet(WavenetConfig::preset(size, num_knobs))),
             "lstm" => Ok(ModelConfig::Lstm(LstmConfig::preset(size, num_knobs))),
+            "gru" => Ok(ModelConfig::Gru(GruConfig::preset(size, num_knobs))),
             other => anyhow::bail!("unknown architecture '{other}' (expected one of {ARCHITECTURES:?})"),
         }
     }
@@ -86,13 +91,17 @@ impl ModelConfig {
         match self {
             ModelConfig::Wavenet(_) => "wavenet",
             ModelConfig::Lstm(_) => "lstm",
+            ModelConfig::Gru(_) => "gru",
         }
     }
 
-    /// The size preset this configuration equals, if any (imported or custom models have none).
+    /// The size preset whose tensor shapes this configuration has, if any (custom layer
+    /// arrays have none).
     pub fn size(&self) -> Option<Size> {
         Size::ALL.into_iter().find(|&size| {
-            ModelConfig::preset(self.architecture(), size, self.num_knobs()).is_ok_and(|preset| &preset == self)
+            // Shapes decide the size: an imported model's output scale or skip flag may differ.
+            ModelConfig::preset(self.architecture(), size, self.num_knobs())
+                .is_ok_and(|preset| preset.tensor_shapes() == self.tensor_shapes())
         })
     }
 
@@ -101,6 +110,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Wavenet(c) => c.num_knobs,
             ModelConfig::Lstm(c) => c.num_knobs,
+            ModelConfig::Gru(c) => c.num_knobs,
         }
     }
 
@@ -109,7 +119,7 @@ impl ModelConfig {
     pub fn receptive_field(&self) -> usize {
         match self {
             ModelConfig::Wavenet(c) => c.receptive_field(),
-            ModelConfig::Lstm(_) => 1,
+            ModelConfig::Lstm(_) | ModelConfig::Gru(_) => 1,
         }
     }
 
@@ -118,6 +128,17 @@ impl ModelConfig {
         match self {
             ModelConfig::Wavenet(c) => c.tensor_shapes(),
             ModelConfig::Lstm(c) => c.tensor_shapes(),
+            ModelConfig::Gru(c) => c.tensor_shapes(),
+        }
+    }
+
+    /// Tensors a profile may add to [`Self::tensor_shapes`], by name with shape: an LSTM's
+    /// learned initial state (`lstm.{l}.initial_hidden` / `initial_cell`, from NAM files).
+    /// When absent the model starts from zero state.
+    pub fn optional_tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        match self {
+            ModelConfig::Lstm(c) => c.optional_tensor_shapes(),
+            ModelConfig::Wavenet(_) | ModelConfig::Gru(_) => Vec::new(),
         }
     }
 
@@ -139,6 +160,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Wavenet(c) => c.validate(),
             ModelConfig::Lstm(c) => c.validate(),
+            ModelConfig::Gru(c) => c.validate(),
         }
     }
 }
@@ -149,6 +171,8 @@ pub enum Model {
     Wavenet(WavenetModel),
     /// See [`LstmModel`].
     Lstm(LstmModel),
+    /// See [`GruModel`].
+    Gru(GruModel),
 }
 
 impl Model {
@@ -158,6 +182,7 @@ impl Model {
         Ok(match config {
             ModelConfig::Wavenet(c) => Model::Wavenet(WavenetModel::new(c, vb)?),
             ModelConfig::Lstm(c) => Model::Lstm(LstmModel::new(c, vb)?),
+            ModelConfig::Gru(c) => Model::Gru(GruModel::new(c, vb)?),
         })
     }
 
@@ -168,6 +193,7 @@ impl Model {
         match self {
             Model::Wavenet(m) => candle_core::Module::forward(m, x),
             Model::Lstm(m) => candle_core::Module::forward(m, x),
+            Model::Gru(m) => candle_core::Module::forward(m, x),
         }
     }
 }

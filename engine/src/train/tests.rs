@@ -1,6 +1,8 @@
 //! Training tests on a small synthetic device (a soft clipper into a one-pole lowpass),
 //! with models small enough to train in seconds.
 
+use std::sync::atomic::Ordering;
+
 use super::*;
 use crate::dataset::CapturePair;
 use crate::model::{LayerArrayConfig, LstmConfig, WavenetConfig};

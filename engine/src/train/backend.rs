@@ -1,0 +1,231 @@
+//! What computes a training step's predictions and gradients: the hand-derived WaveNet pass
+//! split over threads, or candle's autograd for the recurrent models. Both work on the flat
+//! parameter vector of [`ParamLayout`]. Trainer thread (and the worker threads it scopes).
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+
+use super::params::ParamLayout;
+use super::wavenet_grad::{WavenetGrad, Workspace};
+use crate::model::{Model, ModelConfig};
+
+/// One batch of training segments.
+pub(crate) struct Batch {
+    /// Segments.
+    pub rows: usize,
+    /// Input samples per segment (context, warm-up and scored samples).
+    pub input_samples: usize,
+    /// Audio, `[rows][input_samples]`.
+    pub inputs: Vec<f32>,
+    /// Normalised knobs, `[rows][num_knobs]`.
+    pub knobs: Vec<f32>,
+    /// Targets over the scored samples, `[rows][segment]`.
+    pub targets: Vec<f32>,
+}
+
+/// The hand-derived WaveNet pass with one workspace per segment of the batch.
+pub(crate) struct HandBackend {
+    pass: WavenetGrad,
+    workspaces: Vec<Workspace>,
+    /// Per worker thread, its share of the gradient.
+    partial_gradients: Vec<Vec<f32>>,
+}
+
+/// Candle's model and autograd (the recurrent models).
+pub(crate) struct CandleBackend {
+    model: Model,
+    /// Variables in the flat layout's order, with their offsets and shapes.
+    vars: Vec<(Var, usize, Vec<usize>)>,
+    device: Device,
+    num_knobs: usize,
+    /// Leading outputs of each segment that only warm the state up.
+    warmup_samples: usize,
+    /// The last forward's scored prediction, kept for the backward pass.
+    prediction: Option<Tensor>,
+}
+
+/// Computes predictions and gradients.
+pub(crate) enum Backend {
+    /// See [`HandBackend`].
+    Hand(HandBackend),
+    /// See [`CandleBackend`].
+    Candle(CandleBackend),
+}
+
+impl Backend {
+    /// The backend for `model`, batches of `rows` segments of `segment` scored samples, on
+    /// `threads` worker threads (the hand pass only; candle uses its own pool).
+    pub fn new(
+        model: &ModelConfig,
+        layout: &ParamLayout,
+        rows: usize,
+        segment: usize,
+        warmup_samples: usize,
+        threads: usize,
+    ) -> Result<Self> {
+        Ok(match model {
+            ModelConfig::Wavenet(config) => {
+                let pass = WavenetGrad::new(config, layout);
+                let threads = threads.clamp(1, rows);
+                Backend::Hand(HandBackend {
+                    workspaces: (0..rows).map(|_| pass.workspace(segment)).collect(),
+                    partial_gradients: vec![vec![0.0; layout.len()]; threads],
+                    pass,
+                })
+            }
+            _ => {
+                let device = Device::Cpu;
+                let varmap = VarMap::new();
+                let candle_model = Model::new(model, VarBuilder::from_varmap(&varmap, DType::F32, &device))?;
+                let data = varmap
+                    .data()
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("variable map lock poisoned"))?;
+                let vars = layout
+                    .entries()
+                    .map(|(name, shape, offset)| {
+                        let var = data.get(name).with_context(|| format!("no variable '{name}'"))?;
+                        Ok((var.clone(), offset, shape.to_vec()))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                drop(data);
+                Backend::Candle(CandleBackend {
+                    model: candle_model,
+                    vars,
+                    device,
+                    num_knobs: model.num_knobs(),
+                    warmup_samples,
+                    prediction: None,
+                })
+            }
+        })
+    }
+
+    /// Predicts every segment of `batch` into `prediction`, `[rows][segment]`.
+    pub fn forward(&mut self, params: &[f32], batch: &Batch, prediction: &mut [f32]) -> Result<()> {
+        match self {
+            Backend::Hand(hand) => {
+                hand.forward(params, batch, prediction);
+                Ok(())
+            }
+            Backend::Candle(candle) => candle.forward(params, batch, prediction),
+        }
+    }
+
+    /// Writes into `gradient` the gradient of a loss whose derivative with respect to the
+    /// last forward's prediction is `d_prediction`.
+    pub fn backward(&mut self, params: &[f32], d_prediction: &[f32], gradient: &mut [f32]) -> Result<()> {
+        match self {
+            Backend::Hand(hand) => {
+                hand.backward(params, d_prediction, gradient);
+                Ok(())
+            }
+            Backend::Candle(candle) => candle.backward(d_prediction, gradient),
+        }
+    }
+}
+
+impl HandBackend {
+    /// Segments per worker thread.
+    fn chunk(&self) -> usize {
+        self.workspaces.len().div_ceil(self.partial_gradients.len())
+    }
+
+    fn forward(&mut self, params: &[f32], batch: &Batch, prediction: &mut [f32]) {
+        let chunk = self.chunk();
+        let pass = &self.pass;
+        let segment = prediction.len() / batch.rows;
+        let num_knobs = batch.knobs.len() / batch.rows;
+        std::thread::scope(|scope| {
+            for (t, (workspaces, outputs)) in self
+                .workspaces
+                .chunks_mut(chunk)
+                .zip(prediction.chunks_mut(chunk * segment))
+                .enumerate()
+            {
+                scope.spawn(move || {
+                    for (i, (ws, output)) in workspaces.iter_mut().zip(outputs.chunks_mut(segment)).enumerate() {
+                        let row = t * chunk + i;
+                        ws.audio
+                            .copy_from_slice(&batch.inputs[row * batch.input_samples..][..batch.input_samples]);
+                        ws.knobs.copy_from_slice(&batch.knobs[row * num_knobs..][..num_knobs]);
+                        pass.forward(params, ws);
+                        output.copy_from_slice(&ws.output);
+                    }
+                });
+            }
+        });
+    }
+
+    fn backward(&mut self, params: &[f32], d_prediction: &[f32], gradient: &mut [f32]) {
+        let chunk = self.chunk();
+        let pass = &self.pass;
+        let segment = d_prediction.len() / self.workspaces.len();
+        std::thread::scope(|scope| {
+            for ((workspaces, d_outputs), partial) in self
+                .workspaces
+                .chunks_mut(chunk)
+                .zip(d_prediction.chunks(chunk * segment))
+                .zip(self.partial_gradients.iter_mut())
+            {
+                scope.spawn(move || {
+                    partial.fill(0.0);
+                    for (ws, d_output) in workspaces.iter_mut().zip(d_outputs.chunks(segment)) {
+                        pass.backward(params, ws, d_output, partial);
+                    }
+                });
+            }
+        });
+        gradient.fill(0.0);
+        let used = self.workspaces.len().div_ceil(chunk);
+        for partial in &self.partial_gradients[..used] {
+            for (g, &p) in gradient.iter_mut().zip(partial) {
+                *g += p;
+            }
+        }
+    }
+}
+
+impl CandleBackend {
+    fn forward(&mut self, params: &[f32], batch: &Batch, prediction: &mut [f32]) -> Result<()> {
+        for (var, offset, shape) in &self.vars {
+            let count: usize = shape.iter().product();
+            var.set(&Tensor::from_slice(
+                &params[*offset..offset + count],
+                shape.as_slice(),
+                &self.device,
+            )?)?;
+        }
+        let (rows, length, knobs) = (batch.rows, batch.input_samples, self.num_knobs);
+        let mut input = Vec::with_capacity(rows * (1 + knobs) * length);
+        for row in 0..rows {
+            input.extend_from_slice(&batch.inputs[row * length..][..length]);
+            for &knob in &batch.knobs[row * knobs..][..knobs] {
+                input.extend(std::iter::repeat_n(knob, length));
+            }
+        }
+        let input = Tensor::from_vec(input, (rows, 1 + knobs, length), &self.device)?;
+        let segment = prediction.len() / rows;
+        let output = self.model.forward(&input)?.narrow(1, self.warmup_samples, segment)?;
+        prediction.copy_from_slice(&output.flatten_all()?.to_vec1::<f32>()?);
+        self.prediction = Some(output);
+        Ok(())
+    }
+
+    fn backward(&mut self, d_prediction: &[f32], gradient: &mut [f32]) -> Result<()> {
+        let prediction = self.prediction.take().context("backward without a forward pass")?;
+        let d = Tensor::from_slice(d_prediction, prediction.dims(), &self.device)?;
+        // d/d(prediction) of sum(prediction * d) is d: candle carries it back to the weights.
+        let grads = (prediction * d)?.sum_all()?.backward()?;
+        for (var, offset, shape) in &self.vars {
+            let count: usize = shape.iter().product();
+            let target = &mut gradient[*offset..offset + count];
+            match grads.get(var.as_tensor()) {
+                Some(g) => target.copy_from_slice(&g.flatten_all()?.to_vec1::<f32>()?),
+                None => target.fill(0.0),
+            }
+        }
+        Ok(())
+    }
+}
