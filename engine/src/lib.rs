@@ -7,6 +7,7 @@
 pub mod align;
 pub mod dataset;
 pub mod dsp;
+pub mod interop;
 pub mod kernel;
 pub mod metrics;
 pub mod model;
@@ -18,4 +19,4 @@ pub mod wav;
 
 pub use kernel::StreamingModel;
 pub use model::{ModelConfig, Size};
-pub use profile::{KnobDescriptor, Profile, ProfileMeta, Weights};
+pub use profile::{Calibration, KnobDescriptor, Profile, ProfileMeta, Weights};

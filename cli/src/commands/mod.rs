@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod eval;
+pub mod export;
+pub mod import;
 pub mod info;
 pub mod process;
 pub mod reference;

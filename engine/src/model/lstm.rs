@@ -60,6 +60,20 @@ impl LstmConfig {
         shapes
     }
 
+    /// Optional tensors: per layer a learned initial state `lstm.{l}.initial_hidden` and
+    /// `lstm.{l}.initial_cell`, both `[H]` (NAM's LSTM has them). A profile holds both for
+    /// every layer or none; without them the state starts at zero.
+    pub fn optional_tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        (0..self.num_layers)
+            .flat_map(|l| {
+                [
+                    (format!("lstm.{l}.initial_hidden"), vec![self.hidden_size]),
+                    (format!("lstm.{l}.initial_cell"), vec![self.hidden_size]),
+                ]
+            })
+            .collect()
+    }
+
     /// Checks the sizes are usable.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
@@ -84,6 +98,8 @@ struct LstmLayer {
     weight_hh: Tensor,
     /// `[4H]`, the combined input and recurrent bias.
     bias: Tensor,
+    /// Learned initial `(hidden, cell)` state, `[H]` each, when the weights hold one.
+    initial_state: Option<(Tensor, Tensor)>,
 }
 
 impl LstmLayer {
@@ -93,10 +109,19 @@ impl LstmLayer {
             weight_ih: vb.get_with_hints((4 * hidden_size, input_size), "weight_ih", init)?,
             weight_hh: vb.get_with_hints((4 * hidden_size, hidden_size), "weight_hh", init)?,
             bias: vb.get_with_hints(4 * hidden_size, "bias", init)?,
+            initial_state: if vb.contains_tensor("initial_hidden") {
+                Some((
+                    vb.get(hidden_size, "initial_hidden")?,
+                    vb.get(hidden_size, "initial_cell")?,
+                ))
+            } else {
+                None
+            },
         })
     }
 
-    /// Runs the layer over per-step inputs (`[batch, in]` each) from zero state and returns
+    /// Runs the layer over per-step inputs (`[batch, in]` each) from its initial state (zero
+    /// unless learned) and returns
     /// the per-step hidden states (`[batch, H]` each).
     ///
     /// The time steps stay separate tensors on purpose: slicing one `[batch, time, 4H]`
@@ -115,8 +140,16 @@ impl LstmLayer {
             .t()?
             .contiguous()?;
         let ones = Tensor::ones((batch, 1), first.dtype(), first.device())?;
-        let mut h = Tensor::zeros((batch, hidden), first.dtype(), first.device())?;
-        let mut c = h.clone();
+        let (mut h, mut c) = match &self.initial_state {
+            Some((h0, c0)) => (
+                h0.unsqueeze(0)?.broadcast_as((batch, hidden))?.contiguous()?,
+                c0.unsqueeze(0)?.broadcast_as((batch, hidden))?.contiguous()?,
+            ),
+            None => {
+                let zeros = Tensor::zeros((batch, hidden), first.dtype(), first.device())?;
+                (zeros.clone(), zeros)
+            }
+        };
         let mut outputs = Vec::with_capacity(inputs.len());
         for x in inputs {
             let gates = Tensor::cat(&[x, &ones, &h], 1)?.matmul(&weights_t)?;
@@ -143,7 +176,8 @@ fn uniform_init(hidden_size: usize) -> Init {
 ///
 /// Input `[batch, 1 + num_knobs, time]` (channel 0 audio, the others normalised knob
 /// values), output `[batch, time]`: `head(h_t)` plus the input audio when `skip` is set, from
-/// zero initial state. Backpropagation through time runs over the whole sequence; candle
+/// zero initial state (or the learned one, when the weights hold
+/// [`LstmConfig::optional_tensor_shapes`]). Backpropagation through time runs over the whole sequence; candle
 /// walks the graph recursively when it is dropped, so long sequences need a thread with a
 /// large stack (see the module tests for measured limits).
 pub struct LstmModel {

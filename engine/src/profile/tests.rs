@@ -30,6 +30,12 @@ fn sample_profile() -> Profile {
             esr_preemph: 0.02,
             seconds: 3.0,
         }),
+        calibration: Some(Calibration {
+            loudness_db: Some(-20.5),
+            input_level_dbu: Some(12.0),
+            gear_make: Some("Acme".into()),
+            ..Default::default()
+        }),
     };
     Profile::new(meta, weights).unwrap()
 }
