@@ -240,13 +240,15 @@ impl Processor {
         let len = samples.len();
         let model = self.player.current_mut();
         let num_knobs = model.num_knobs();
+        let (input_calibration, output_calibration) = (model.input_calibration_gain, model.output_calibration_gain);
         for (i, x) in samples.iter_mut().enumerate() {
             let x = sanitize(*x);
             self.dry[i] = match model.dry_delays.get_mut(index) {
                 Some(delay) => delay.process(x),
                 None => x,
             };
-            self.model_in[i] = (x * self.input_gain_curve[i]).clamp(-MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT);
+            let gain = self.input_gain_curve[i] * input_calibration;
+            self.model_in[i] = (x * gain).clamp(-MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT);
         }
         let fully_bypassed = self.bypass_amount >= 1.0 && self.bypass_curve[0] >= 1.0;
         match model.kernels.get_mut(index) {
@@ -259,6 +261,9 @@ impl Processor {
                 if self.model_out[..len].iter().any(|v| !v.is_finite()) {
                     // A diverged state would stay diverged: start the kernel over.
                     kernel.reset(&self.knob_values[..num_knobs]);
+                }
+                for y in &mut self.model_out[..len] {
+                    *y *= output_calibration;
                 }
             }
             _ => self.model_out[..len].copy_from_slice(&self.model_in[..len]),

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 
 use anyhow::{ensure, Result};
+use doppel_engine::interop::calibration_gains_db;
 use doppel_engine::{Profile, ProfileMeta, StreamingModel};
 
 /// Most samples processed per model call; the processor splits host blocks into sub-blocks of
@@ -33,6 +34,10 @@ pub struct LoadedModel {
     pub(crate) kernels: Vec<StreamingModel>,
     /// One dry-path delay per channel, matching the model's latency.
     pub(crate) dry_delays: Vec<DelayLine>,
+    /// Linear gain into the model from the profile's input-level calibration (1 when unknown).
+    pub(crate) input_calibration_gain: f32,
+    /// Linear gain on the model's output normalising its loudness (1 when unknown).
+    pub(crate) output_calibration_gain: f32,
 }
 
 impl LoadedModel {
@@ -50,10 +55,13 @@ impl LoadedModel {
         let dry_delays = (0..MAX_CHANNELS)
             .map(|_| DelayLine::new(meta.latency_samples as usize))
             .collect();
+        let (input_db, output_db) = calibration_gains_db(meta);
         Ok(LoadedModel {
             meta: Some(Arc::new(meta.clone())),
             kernels,
             dry_delays,
+            input_calibration_gain: 10f32.powf(input_db / 20.0),
+            output_calibration_gain: 10f32.powf(output_db / 20.0),
         })
     }
 
@@ -63,6 +71,8 @@ impl LoadedModel {
             meta: None,
             kernels: Vec::new(),
             dry_delays: (0..MAX_CHANNELS).map(|_| DelayLine::new(0)).collect(),
+            input_calibration_gain: 1.0,
+            output_calibration_gain: 1.0,
         }
     }
 

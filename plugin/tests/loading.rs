@@ -162,3 +162,46 @@ fn empty_state_unloads_the_model() {
     let input = test_signal(100, 4);
     assert_eq!(play(&mut processor, &input), input);
 }
+
+#[test]
+fn calibration_metadata_sets_the_models_gain_staging() {
+    let plain = nano_profile("wavenet", "plain", 4);
+    let mut calibrated = plain.clone();
+    // 6.0206 dB is exactly twice the amplitude; -24 dB loudness is 6 dB under the -18 dB target.
+    let doubling_db = 20.0 * 2f32.log10();
+    calibrated.meta.calibration = Some(doppel_engine::Calibration {
+        loudness_db: Some(-18.0 - doubling_db),
+        ..Default::default()
+    });
+    let input = test_signal(3000, 5);
+    let play_profile = |profile: &doppel_engine::Profile| {
+        let (_params, hub, mut processor) = plugin_parts();
+        hub.load_bytes(&profile.to_bytes().unwrap(), "p.doppel")
+            .expect("profile loads");
+        play(&mut processor, &input)
+    };
+    let (out_plain, out_calibrated) = (play_profile(&plain), play_profile(&calibrated));
+    assert_ne!(out_plain, input, "the model did nothing");
+    for (p, c) in out_plain.iter().zip(&out_calibrated) {
+        assert!(
+            (c - 2.0 * p).abs() <= 1e-5 * (1.0 + p.abs()),
+            "calibrated {c} is not twice {p}"
+        );
+    }
+
+    // An input level 6 dB under the reference interface level drives the model 6 dB harder,
+    // which is what the same model sees when fed twice the signal.
+    let mut hot_input = plain.clone();
+    hot_input.meta.calibration = Some(doppel_engine::Calibration {
+        input_level_dbu: Some(doppel_engine::interop::loudness::REFERENCE_INTERFACE_LEVEL_DBU - doubling_db),
+        ..Default::default()
+    });
+    let doubled: Vec<f32> = input.iter().map(|x| 2.0 * x).collect();
+    let (_params, hub, mut processor) = plugin_parts();
+    hub.load_bytes(&plain.to_bytes().unwrap(), "p.doppel").unwrap();
+    let expected = play(&mut processor, &doubled);
+    let out_hot = play_profile(&hot_input);
+    for (e, h) in expected.iter().zip(&out_hot) {
+        assert!((e - h).abs() <= 1e-4, "input calibration: {h} vs {e}");
+    }
+}

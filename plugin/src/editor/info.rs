@@ -44,6 +44,14 @@ pub fn profile_ui(ui: &mut egui::Ui, status: &HubStatus, host_sample_rate_hz: f3
                 None => "not measured".to_string(),
             };
             row(ui, "Accuracy", &accuracy);
+            let (input_db, output_db) = doppel_engine::interop::calibration_gains_db(meta);
+            if meta.calibration.is_some() {
+                row(
+                    ui,
+                    "Calibration",
+                    &format!("input {input_db:+.1} dB, output {output_db:+.1} dB (from the profile)"),
+                );
+            }
         });
 
     if host_sample_rate_hz > 0.0 && (host_sample_rate_hz - meta.sample_rate as f32).abs() > 0.5 {
