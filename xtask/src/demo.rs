@@ -15,7 +15,7 @@ const AMP_KNOBS: [&str; 2] = ["gain=8", "tone=6"];
 /// Display name written into the demo profile.
 const PROFILE_NAME: &str = "Built-in tube amp (gain 8, tone 6)";
 /// Training budget of the demo, in minutes.
-const TRAIN_MINUTES: &str = "1";
+const TRAIN_MINUTES: &str = "3";
 /// Length of the held-out phrase, in seconds.
 const PHRASE_SECONDS: &str = "20";
 
