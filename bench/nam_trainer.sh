@@ -19,11 +19,13 @@ NAM's own Python forward. Prints a markdown table.
 
 Options:
   --budgets "B ..."   training budgets in minutes (default "3 10")
-  --sizes "S ..."     WaveNet sizes: nano feather lite standard (default "nano", doppel's default)
+  --sizes "S ..."     WaveNet sizes: nano feather lite standard (default "feather", doppel's default)
   --threads N         torch threads for NAM (default 2; Doppel uses its own default, both cores)
   --nam-margin N|auto samples NAM's target is left late of the device latency (default auto:
                       the margin Doppel's profile records, so both learn the same target; 0 is
                       NAM's usual zero-latency alignment)
+  --tools "T ..."     which trainers to run: doppel, nam or both (default "doppel nam"); rows
+                      of other tools, sizes and budgets are kept from the previous results.jsonl
   --doppel PATH       doppel binary (default: cargo build --release -p doppel-cli)
   --python PATH       python with neural-amp-modeler (default: $NAM_PYTHON, else python3)
   --out DIR           work folder (default: $DOPPEL_BENCH_DIR/trainer, i.e. <repo>/target/bench/trainer)
@@ -36,16 +38,18 @@ WORK=${DOPPEL_BENCH_DIR:-$REPO/target/bench}/trainer
 AMP_KNOBS=(--knob gain=8 --knob tone=6)
 PHRASE_SECONDS=20
 BUDGETS="3 10"
-SIZES="nano"
+SIZES="feather"
 THREADS=2
 NAM_MARGIN=auto
 DOPPEL=""
+TOOLS="doppel nam"
 PYTHON=${NAM_PYTHON:-python3}
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --budgets) BUDGETS=$2; shift 2 ;;
         --sizes) SIZES=$2; shift 2 ;;
+        --tools) TOOLS=$2; shift 2 ;;
         --threads) THREADS=$2; shift 2 ;;
         --nam-margin) NAM_MARGIN=$2; shift 2 ;;
         --doppel) DOPPEL=$2; shift 2 ;;
@@ -113,17 +117,38 @@ if [[ ! -f $DATA/phrase_out.wav ]]; then
 fi
 
 RESULTS=$WORK/results.jsonl
-: >"$RESULTS"
+# Keep the rows of trainers not run this time; drop the ones about to be measured again.
+touch "$RESULTS"
+python3 - "$RESULTS" "$TOOLS" "$SIZES" "$BUDGETS" <<'EOF'
+import json, sys
+path, tools, sizes, budgets = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), [float(b) for b in sys.argv[4].split()]
+def rerun(row):
+    return (row["tool"].split()[0].lower() in tools and row["size"] in sizes
+            and row["budget_minutes"] in budgets)
+keep = [l for l in open(path) if l.strip() and not rerun(json.loads(l))]
+open(path, "w").writelines(keep)
+EOF
+wants() { [[ " $TOOLS " == *" $1 "* ]]; }
 for size in $SIZES; do
     for budget in $BUDGETS; do
         run=$WORK/${size}_${budget}min
         mkdir -p "$run"
 
+        if wants doppel || [[ ! -f $run/doppel_train.json ]]; then
         log "Doppel: training WaveNet $size for $budget min"
         run_json "$run/doppel_train.json" "$DOPPEL" train --input "$DATA/capture.wav" --target "$DATA/capture_out.wav" \
-            --arch wavenet --size "$size" --minutes "$budget" --out "$run/doppel.doppel" --json
+            --arch wavenet --size "$size" --minutes "$budget" --out "$run/doppel.doppel" --json \
+            --snapshot-every 30 --snapshot-dir "$run/snapshots"
         run_json "$run/doppel_eval.json" "$DOPPEL" eval --profile "$run/doppel.doppel" \
             --input "$DATA/phrase.wav" --target "$DATA/phrase_out.wav" --json
+        # The accuracy-versus-time curve of this run: each 30 s snapshot on the held-out phrase.
+        for snapshot in "$run"/snapshots/*.doppel; do
+            [[ -f $snapshot ]] || continue
+            seconds=${snapshot##*/t}
+            "$DOPPEL" eval --profile "$snapshot" --input "$DATA/phrase.wav" --target "$DATA/phrase_out.wav" \
+                --json >"$run/snapshot_eval.json"
+            printf '%s\t%s\n' "${seconds%.doppel}" "$(json_get "$run/snapshot_eval.json" esr)"
+        done >"$run/doppel_curve.tsv"
         latency=$(json_get "$run/doppel_train.json" latency_samples)
         phrase_latency=$(json_get "$run/doppel_eval.json" latency_samples)
         if [[ $NAM_MARGIN == auto ]]; then
@@ -142,6 +167,17 @@ open(results, "a").write(json.dumps(row) + "\n")
 EOF
         log "Doppel: $(json_get "$run/doppel_train.json" steps) steps, held-out ESR $(json_get "$run/doppel_eval.json" esr)" \
             "(capture latency $latency, phrase latency $phrase_latency, margin $margin samples)"
+        fi
+        wants nam || continue
+        # NAM learns the target that Doppel's latest run aligned to.
+        latency=$(json_get "$run/doppel_train.json" latency_samples)
+        phrase_latency=$(json_get "$run/doppel_eval.json" latency_samples)
+        if [[ $NAM_MARGIN == auto ]]; then
+            "$DOPPEL" info "$run/doppel.doppel" --json >"$run/doppel_info.json"
+            margin=$(json_get "$run/doppel_info.json" training.alignment_margin_samples)
+        else
+            margin=$NAM_MARGIN
+        fi
 
         log "NAM: training WaveNet $size for $budget min (target delay $latency - $margin samples)"
         run_json "$run/nam_train.json" "$PYTHON" "$REPO/bench/nam_trainer.py" train --input "$DATA/capture.wav" \

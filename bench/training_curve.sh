@@ -14,7 +14,7 @@ usage() {
 Usage: bench/training_curve.sh [--minutes M] [--every S] [--size S] [--doppel PATH] [--out DIR]
   --minutes M     training budget (default 10)
   --every S       snapshot interval in seconds (default 30)
-  --size S        WaveNet size (default nano, doppel's default)
+  --size S        WaveNet size (default feather, doppel's default)
   --doppel PATH   doppel binary (default: cargo build --release -p doppel-cli)
   --out DIR       work folder (default: $DOPPEL_BENCH_DIR/curve, i.e. <repo>/target/bench/curve)
 USAGE
@@ -24,7 +24,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${DOPPEL_BENCH_DIR:-$REPO/target/bench}/curve
 MINUTES=10
 EVERY=30
-SIZE=nano
+SIZE=feather
 DOPPEL=""
 while [[ $# -gt 0 ]]; do
     case "$1" in

@@ -43,7 +43,7 @@ pub fn run() -> Result<()> {
             &file("capture_out.wav"),
         ))
     })?;
-    let trained = steps.run("train a WaveNet nano profile", || {
+    let trained = steps.run("train a WaveNet feather profile", || {
         run_json(
             doppel_cmd(&doppel)
                 .arg("train")
@@ -55,7 +55,7 @@ pub fn run() -> Result<()> {
                     "--arch",
                     "wavenet",
                     "--size",
-                    "nano",
+                    "feather",
                     "--minutes",
                     TRAIN_MINUTES,
                     "--name",

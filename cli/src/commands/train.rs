@@ -33,7 +33,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "wavenet")]
     arch: String,
     /// Size preset: nano, feather, lite or standard.
-    #[arg(long, default_value = "nano")]
+    #[arg(long, default_value = "feather")]
     size: String,
     /// Wall-time budget in minutes (default 3 when --steps is not given either).
     #[arg(long)]
@@ -79,7 +79,7 @@ pub struct TrainArgs {
     /// Peak learning rate (default: the architecture's).
     #[arg(long)]
     learning_rate: Option<f64>,
-    /// Fraction of the peak learning rate reached at the end of the budget (default 0.1).
+    /// Fraction of the peak learning rate reached at the end of the budget (default 0.02).
     #[arg(long)]
     final_lr_fraction: Option<f64>,
     /// Also write the best weights so far every this many seconds into --snapshot-dir, as

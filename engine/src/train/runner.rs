@@ -22,7 +22,7 @@ const WARMUP_STEPS: u64 = 20;
 /// A step whose loss exceeds this multiple of the recent average counts as divergence.
 const DIVERGENCE_FACTOR: f32 = 50.0;
 /// Fraction of the budget before which early stopping is not considered.
-const EARLY_STOP_FRACTION: f32 = 0.5;
+const EARLY_STOP_FRACTION: f32 = 0.75;
 /// Roll-backs after which training gives up.
 const MAX_ROLLBACKS: u32 = 20;
 
