@@ -95,6 +95,8 @@ fn quick_config(model: ModelConfig, steps: u64) -> TrainConfig {
     config.segment_samples = 1024;
     config.validate_every_steps = 20;
     config.learning_rate = 1e-2;
+    // Runs of a few dozen steps: a gentle decay keeps the rate useful to the end.
+    config.final_learning_rate_fraction = 0.1;
     config
 }
 
