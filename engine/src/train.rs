@@ -8,10 +8,6 @@
 mod adam;
 mod backend;
 mod dense;
-// Candle losses, kept only as the reference the objective's tests compare against.
-#[cfg(test)]
-#[allow(dead_code)]
-mod loss;
 pub mod objective;
 mod params;
 mod runner;

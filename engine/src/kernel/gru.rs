@@ -11,6 +11,7 @@
 //! transposed (`[input][3H]`) so every multiply-add runs along the contiguous gate axis.
 
 use super::activation::{sigmoid, tanh};
+use super::recurrent::{axpy, transpose};
 use crate::model::GruConfig;
 use crate::profile::Weights;
 
@@ -152,25 +153,6 @@ impl GruKernel {
                 value,
             );
         }
-    }
-}
-
-/// `[rows, cols]` row-major to `[cols, rows]` row-major.
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; data.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
-        }
-    }
-    out
-}
-
-/// `acc += w * x`, elementwise.
-#[inline(always)]
-fn axpy(acc: &mut [f32], w: &[f32], x: f32) {
-    for (a, w) in acc.iter_mut().zip(w) {
-        *a += w * x;
     }
 }
 

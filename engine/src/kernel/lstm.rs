@@ -15,6 +15,7 @@
 mod packed;
 
 use super::activation::{sigmoid, tanh};
+use super::recurrent::{axpy, transpose};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Avx2, Avx512};
 use super::simd::{Isa, Portable, Simd};
@@ -255,25 +256,6 @@ unsafe fn run_avx512(packed: &mut PackedLstm, input: &[f32], output: &mut [f32],
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_avx2(packed: &mut PackedLstm, input: &[f32], output: &mut [f32], bias: f32, skip: bool) {
     run_with::<Avx2>(packed, input, output, bias, skip);
-}
-
-/// `[rows, cols]` row-major to `[cols, rows]` row-major.
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; data.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
-        }
-    }
-    out
-}
-
-/// `acc += w * x`, elementwise.
-#[inline(always)]
-fn axpy(acc: &mut [f32], w: &[f32], x: f32) {
-    for (a, w) in acc.iter_mut().zip(w) {
-        *a += w * x;
-    }
 }
 
 /// Applies the gate activations to the pre-activations in `gates` (order i, f, g, o) and

@@ -8,6 +8,7 @@
 pub(crate) mod activation;
 pub mod gru;
 pub mod lstm;
+mod recurrent;
 pub(crate) mod simd;
 pub mod wavenet;
 

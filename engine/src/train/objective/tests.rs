@@ -4,13 +4,11 @@
 
 use std::f64::consts::PI;
 
-use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::stft::{ln_positive, LOG_FLOOR};
 use super::*;
-use crate::train::loss;
 
 const SAMPLE_RATE_HZ: f32 = 48_000.0;
 const ROWS: usize = 2;
@@ -296,38 +294,31 @@ fn total_and_gradient_are_the_weighted_sums_of_the_terms() {
 }
 
 #[test]
-fn waveform_terms_match_the_candle_losses() {
-    let (prediction, target) = signals(9, ROWS, SAMPLES_PER_ROW);
-    let tensor = |x: &[f32]| Tensor::from_slice(x, (ROWS, SAMPLES_PER_ROW), &Device::Cpu).unwrap();
-    let (p, t) = (tensor(&prediction), tensor(&target));
-    let scalar = |x: Tensor| x.to_scalar::<f32>().unwrap();
-    let candle_esr = scalar(loss::esr(&p, &t).unwrap());
+fn waveform_terms_match_the_evaluation_metrics() {
+    // One row, so pre-emphasis never crosses a row boundary and the metrics see the same data.
+    // Both start at 0: the metric's filter starts from rest where the objective drops sample 0.
+    let (mut prediction, mut target) = signals(9, 1, ROWS * SAMPLES_PER_ROW);
+    (prediction[0], target[0]) = (0.0, 0.0);
     let c = 0.85;
-    let candle_preemph =
-        scalar(loss::esr(&loss::preemphasis(&p, c).unwrap(), &loss::preemphasis(&t, c).unwrap()).unwrap());
-    let only_dc = loss::LossWeights {
-        esr: 0.0,
-        esr_preemph: 0.0,
-        preemph_coefficient: c,
-        dc: 1.0,
-    };
-    let candle_dc = scalar(only_dc.loss(&p, &t).unwrap());
     let mut objective = all_terms();
-    objective.preemph_coefficient = c as f32;
+    objective.preemph_coefficient = c;
     let mut gradient = vec![0.0; prediction.len()];
-    let value = ObjectiveEvaluator::new(&objective, SAMPLE_RATE_HZ, SAMPLES_PER_ROW).evaluate(
+    let value = ObjectiveEvaluator::new(&objective, SAMPLE_RATE_HZ, prediction.len()).evaluate(
         &prediction,
         &target,
         &mut gradient,
     );
     for (name, ours, theirs) in [
-        ("esr", value.esr, candle_esr),
-        ("esr_preemph", value.esr_preemph, candle_preemph),
-        ("dc", value.dc, candle_dc),
+        ("esr", value.esr, crate::metrics::esr(&prediction, &target)),
+        (
+            "esr_preemph",
+            value.esr_preemph,
+            crate::metrics::esr_preemph(&prediction, &target, c),
+        ),
     ] {
         assert!(
             (ours - theirs).abs() <= 1e-5 * theirs,
-            "{name}: {ours} here, {theirs} in candle"
+            "{name}: {ours} here, {theirs} in metrics"
         );
     }
 }
