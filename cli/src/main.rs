@@ -2,6 +2,7 @@
 //! training, offline processing, evaluation, benchmarks and profile inspection.
 
 mod commands;
+mod interrupt;
 
 use clap::{Parser, Subcommand};
 

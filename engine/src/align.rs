@@ -10,8 +10,12 @@
 //! low-passed guitar audio is broad), and averaging the cross-spectrum makes distortion
 //! products, which are not coherent with the input at their own frequency, average out.
 
+mod pre_ring;
+
 use anyhow::{bail, Result};
 use realfft::RealFftPlanner;
+
+pub use pre_ring::{pre_ring_samples, PreRing, PRE_RING_ENERGY_FRACTION};
 
 /// The result of [`estimate_latency`].
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use serde::Deserialize;
 
-use crate::align::{align_pair, estimate_latency};
+mod replicate;
+
+pub use replicate::{replicate_esr, replicate_note, REPLICATE_ESR_LIMIT};
+
+use crate::align::{align_pair, estimate_latency, pre_ring_samples};
 use crate::model::MAX_KNOBS;
 use crate::profile::KnobDescriptor;
 use crate::wav::{read_wav_mono, WavAudio};
@@ -117,6 +121,19 @@ impl CapturesFile {
     }
 }
 
+/// How far each target is aligned later than its measured latency (the profile's latency).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MarginPolicy {
+    /// Exactly this many samples.
+    Fixed(i64),
+    /// What the device's pre-ringing needs ([`crate::align::pre_ring_samples`]), the largest
+    /// over the captures, at most `max_samples`.
+    Measured {
+        /// Upper bound, in samples.
+        max_samples: usize,
+    },
+}
+
 /// How to load captures.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
@@ -124,10 +141,11 @@ pub struct LoadOptions {
     pub latency_override: Option<i64>,
     /// Largest latency searched for, in seconds.
     pub max_latency_seconds: f32,
-    /// Align each target this much later than its measured latency. A device's filters
-    /// put the correlation peak a little after the first sample the output depends on;
-    /// a causal model with a receptive field to spare predicts better with this margin.
-    pub causality_margin_seconds: f32,
+    /// The causality margin. A device's filters can put part of its response ahead of the
+    /// correlation peak that alignment finds; a causal model, which cannot look ahead,
+    /// predicts that part only if the target is left late by a margin, which then becomes
+    /// the profile's latency.
+    pub margin: MarginPolicy,
 }
 
 impl Default for LoadOptions {
@@ -135,8 +153,36 @@ impl Default for LoadOptions {
         LoadOptions {
             latency_override: None,
             max_latency_seconds: 0.25,
-            causality_margin_seconds: 0.0,
+            margin: MarginPolicy::Fixed(0),
         }
+    }
+}
+
+/// A capture in memory: what the plugin records, or a WAV pair once read.
+#[derive(Clone, Debug)]
+pub struct CaptureAudio {
+    /// Clean signal that went into the device.
+    pub input: WavAudio,
+    /// What came back.
+    pub target: WavAudio,
+    /// Names of the two (file paths, or a label such as "capture 3"), for messages.
+    pub input_label: PathBuf,
+    /// See `input_label`.
+    pub target_label: PathBuf,
+    /// Knob values by name, in the knobs' units.
+    pub knobs: BTreeMap<String, f32>,
+}
+
+impl CaptureAudio {
+    /// Reads a capture's two WAV files.
+    pub fn read(spec: &CaptureSpec) -> Result<Self> {
+        Ok(CaptureAudio {
+            input: read_wav_mono(&spec.input)?,
+            target: read_wav_mono(&spec.target)?,
+            input_label: spec.input.clone(),
+            target_label: spec.target.clone(),
+            knobs: spec.knobs.clone(),
+        })
     }
 }
 
@@ -145,17 +191,15 @@ fn rms(x: &[f32]) -> f32 {
 }
 
 /// Checks one clean-input / device-output pair (same sample rate, neither silent, lengths
-/// within the latency window), finds the device latency by cross-correlation unless
-/// `latency_override` gives it, and aligns the pair with the target left `margin_samples`
-/// late of that latency. Paths only name the files in errors. Returns the aligned input,
-/// the aligned target and the latency (without the margin), in samples.
-pub fn align_capture(
+/// within the latency window) and finds the device latency by cross-correlation unless
+/// `latency_override` gives it. Paths only name the files in errors. Returns the latency in
+/// samples (positive: the target is late).
+pub fn measure_capture(
     (input, input_path): (&WavAudio, &Path),
     (target, target_path): (&WavAudio, &Path),
     latency_override: Option<i64>,
     max_latency_seconds: f32,
-    margin_samples: i64,
-) -> Result<(Vec<f32>, Vec<f32>, i64)> {
+) -> Result<i64> {
     ensure!(
         input.sample_rate == target.sample_rate,
         "sample rate mismatch: input {} is {} Hz but target {} is {} Hz",
@@ -184,15 +228,28 @@ pub fn align_capture(
         target_path.display(),
         target.samples.len()
     );
-    let latency_samples = match latency_override {
+    Ok(match latency_override {
         Some(latency) => latency,
         None => {
             estimate_latency(&input.samples, &target.samples, max_latency)
                 .with_context(|| format!("cannot find the latency of {}", target_path.display()))?
                 .latency_samples
         }
-    };
-    let (input, target) = align_pair(&input.samples, &target.samples, latency_samples - margin_samples);
+    })
+}
+
+/// [`measure_capture`], then the pair aligned with the target left `margin_samples` late of
+/// the latency. Returns the aligned input, the aligned target and the latency (without the
+/// margin), in samples.
+pub fn align_capture(
+    input: (&WavAudio, &Path),
+    target: (&WavAudio, &Path),
+    latency_override: Option<i64>,
+    max_latency_seconds: f32,
+    margin_samples: i64,
+) -> Result<(Vec<f32>, Vec<f32>, i64)> {
+    let latency_samples = measure_capture(input, target, latency_override, max_latency_seconds)?;
+    let (input, target) = align_pair(&input.0.samples, &target.0.samples, latency_samples - margin_samples);
     Ok((input, target, latency_samples))
 }
 
@@ -202,9 +259,19 @@ pub fn load_dataset(
     ranges: &BTreeMap<String, KnobRangeSpec>,
     options: &LoadOptions,
 ) -> Result<Dataset> {
-    ensure!(!specs.is_empty(), "no captures given");
+    let captures = specs.iter().map(CaptureAudio::read).collect::<Result<Vec<_>>>()?;
+    build_dataset(&captures, ranges, options)
+}
+
+/// Checks and aligns captures held in memory, and settles the knob descriptors.
+pub fn build_dataset(
+    captures: &[CaptureAudio],
+    ranges: &BTreeMap<String, KnobRangeSpec>,
+    options: &LoadOptions,
+) -> Result<Dataset> {
+    ensure!(!captures.is_empty(), "no captures given");
     let knob_names: Vec<String> = {
-        let mut names: Vec<String> = specs.iter().flat_map(|s| s.knobs.keys().cloned()).collect();
+        let mut names: Vec<String> = captures.iter().flat_map(|s| s.knobs.keys().cloned()).collect();
         names.sort();
         names.dedup();
         names
@@ -218,19 +285,20 @@ pub fn load_dataset(
         bail!("[knobs.{unknown}] is defined but no capture sets knob '{unknown}'");
     }
     let mut notes = Vec::new();
-    let mut sample_rate = None;
-    let mut pairs = Vec::new();
-    for spec in specs {
+    let sample_rate = captures[0].input.sample_rate;
+    let mut latencies = Vec::new();
+    for capture in captures {
         for name in &knob_names {
             ensure!(
-                spec.knobs.contains_key(name),
+                capture.knobs.contains_key(name),
                 "capture {} does not set knob '{name}'",
-                spec.target.display()
+                capture.target_label.display()
             );
         }
-        let input = read_wav_mono(&spec.input)?;
-        let target = read_wav_mono(&spec.target)?;
-        for (audio, path) in [(&input, &spec.input), (&target, &spec.target)] {
+        for (audio, path) in [
+            (&capture.input, &capture.input_label),
+            (&capture.target, &capture.target_label),
+        ] {
             if audio.source_channels > 1 {
                 notes.push(format!(
                     "{}: {} channels downmixed to mono",
@@ -239,32 +307,50 @@ pub fn load_dataset(
                 ));
             }
         }
-        let rate = *sample_rate.get_or_insert(input.sample_rate);
         ensure!(
-            rate == input.sample_rate,
-            "captures mix sample rates ({rate} Hz and {} Hz)",
-            input.sample_rate
+            sample_rate == capture.input.sample_rate,
+            "captures mix sample rates ({sample_rate} Hz and {} Hz)",
+            capture.input.sample_rate
         );
-        let margin_samples = (options.causality_margin_seconds * rate as f32).round() as i64;
-        let (input, target, latency_samples) = align_capture(
-            (&input, &spec.input),
-            (&target, &spec.target),
+        let latency = measure_capture(
+            (&capture.input, &capture.input_label),
+            (&capture.target, &capture.target_label),
             options.latency_override,
             options.max_latency_seconds,
-            margin_samples,
         )?;
-        ensure!(
-            input.len() >= rate as usize,
-            "capture {} is shorter than one second after alignment",
-            spec.target.display()
-        );
-        let knob_values = knob_names.iter().map(|n| spec.knobs[n]).collect();
-        pairs.push(CapturePair {
-            input,
-            target,
-            knob_values,
+        if let Some(self_esr) = replicate_esr(&capture.input.samples, &capture.target.samples, latency, sample_rate) {
+            notes.push(replicate_note(&capture.target_label.display().to_string(), self_esr));
+        }
+        latencies.push(latency);
+    }
+    let alignment_margin_samples = match options.margin {
+        MarginPolicy::Fixed(samples) => samples,
+        MarginPolicy::Measured { max_samples } => {
+            let mut margin = 0;
+            for (capture, &latency) in captures.iter().zip(&latencies) {
+                if let Some(found) =
+                    pre_ring_samples(&capture.input.samples, &capture.target.samples, latency, max_samples)
+                {
+                    notes.push(format!(
+                        "{}: {:.2e} of the response lies ahead of its latency; margin {} samples",
+                        capture.target_label.display(),
+                        found.energy_ahead_fraction,
+                        found.margin_samples
+                    ));
+                    margin = margin.max(found.margin_samples as i64);
+                }
+            }
+            margin
+        }
+    };
+    let mut pairs = Vec::new();
+    for (capture, &latency_samples) in captures.iter().zip(&latencies) {
+        pairs.push(align_measured(
+            capture,
+            &knob_names,
             latency_samples,
-        });
+            alignment_margin_samples,
+        )?);
     }
     let knobs = knob_names
         .iter()
@@ -278,14 +364,86 @@ pub fn load_dataset(
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    let sample_rate = sample_rate.unwrap_or(48_000);
-    let alignment_margin_samples = (options.causality_margin_seconds * sample_rate as f32).round() as i64;
     Ok(Dataset {
         sample_rate,
         knobs,
         pairs,
         notes,
         alignment_margin_samples,
+    })
+}
+
+impl Dataset {
+    /// Checks and aligns one more capture the way this dataset's were (same sample rate, the
+    /// same knobs within their ranges, the same margin), latency found unless given.
+    pub fn align_more(&self, capture: &CaptureAudio, options: &LoadOptions) -> Result<CapturePair> {
+        ensure!(
+            capture.input.sample_rate == self.sample_rate,
+            "capture {} is {} Hz but the session trains at {} Hz",
+            capture.target_label.display(),
+            capture.input.sample_rate,
+            self.sample_rate
+        );
+        let names: Vec<String> = self.knobs.iter().map(|k| k.name.clone()).collect();
+        if let Some(unknown) = capture.knobs.keys().find(|k| !names.contains(k)) {
+            bail!(
+                "capture {} sets knob '{unknown}', which the session does not train",
+                capture.target_label.display()
+            );
+        }
+        let latency = measure_capture(
+            (&capture.input, &capture.input_label),
+            (&capture.target, &capture.target_label),
+            options.latency_override,
+            options.max_latency_seconds,
+        )?;
+        let pair = align_measured(capture, &names, latency, self.alignment_margin_samples)?;
+        for (knob, &value) in self.knobs.iter().zip(&pair.knob_values) {
+            ensure!(
+                (knob.min..=knob.max).contains(&value),
+                "capture {} sets knob '{}' to {value}, outside its range {}..{}",
+                capture.target_label.display(),
+                knob.name,
+                knob.min,
+                knob.max
+            );
+        }
+        Ok(pair)
+    }
+}
+
+/// Aligns a checked capture whose latency is known.
+fn align_measured(
+    capture: &CaptureAudio,
+    knob_names: &[String],
+    latency_samples: i64,
+    margin_samples: i64,
+) -> Result<CapturePair> {
+    let (input, target) = align_pair(
+        &capture.input.samples,
+        &capture.target.samples,
+        latency_samples - margin_samples,
+    );
+    ensure!(
+        input.len() >= capture.input.sample_rate as usize,
+        "capture {} is shorter than one second after alignment",
+        capture.target_label.display()
+    );
+    let knob_values = knob_names
+        .iter()
+        .map(|n| {
+            capture
+                .knobs
+                .get(n)
+                .copied()
+                .with_context(|| format!("capture {} does not set knob '{n}'", capture.target_label.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CapturePair {
+        input,
+        target,
+        knob_values,
+        latency_samples,
     })
 }
 

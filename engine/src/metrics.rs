@@ -129,6 +129,28 @@ pub fn measure(prediction: &[f32], target: &[f32]) -> Metrics {
     }
 }
 
+/// The lag within `±max_lag` samples at which `prediction` matches `target` best, and the ESR
+/// there: `(lag, esr)`, a positive lag meaning the prediction runs late (`prediction[n + lag]`
+/// lines up with `target[n]`). Both are compared over the same `max_lag`-trimmed span at every
+/// lag. A report quotes it only beside the ESR as played (lag 0): it shows how much of an
+/// error is timing.
+pub fn best_lag_esr(prediction: &[f32], target: &[f32], max_lag: usize) -> (i64, f32) {
+    let length = prediction.len().min(target.len());
+    if length <= 2 * max_lag {
+        return (0, esr(prediction, target));
+    }
+    let scored = &target[max_lag..length - max_lag];
+    (-(max_lag as i64)..=max_lag as i64)
+        .map(|lag| {
+            let from = (max_lag as i64 + lag) as usize;
+            (lag, esr(&prediction[from..from + scored.len()], scored))
+        })
+        .fold(
+            (0, f32::INFINITY),
+            |best, candidate| if candidate.1 < best.1 { candidate } else { best },
+        )
+}
+
 /// Amplitude (peak) of the `frequency_hz` component of `signal`, by correlation with a
 /// sine and cosine over the whole slice (exact for whole periods, close for long slices).
 pub fn sine_amplitude(signal: &[f32], sample_rate_hz: f32, frequency_hz: f32) -> f32 {
@@ -162,6 +184,21 @@ mod tests {
         (0..samples)
             .map(|n| (2.0 * std::f32::consts::PI * frequency_hz * n as f32 / 48_000.0).sin() * 0.5)
             .collect()
+    }
+
+    #[test]
+    fn best_lag_finds_a_late_prediction_and_played_esr_shows_the_cost() {
+        let target: Vec<f32> = (0..4000)
+            .map(|n| ((n * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.5)
+            .collect();
+        let late: Vec<f32> = (0..4000).map(|n| if n >= 16 { target[n - 16] } else { 0.0 }).collect();
+        let (lag, best) = best_lag_esr(&late, &target, 32);
+        assert_eq!(lag, 16);
+        assert!(best < 1e-10, "{best}");
+        assert!(
+            esr(&late, &target) > 0.5,
+            "played 16 samples late, the ESR must show it"
+        );
     }
 
     #[test]

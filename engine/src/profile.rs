@@ -19,6 +19,9 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const MIN_FORMAT_VERSION: u32 = 1;
 /// Key of the JSON header in the safetensors metadata.
 const HEADER_KEY: &str = "doppel";
+/// Largest latency a profile may report, in samples (about 1.4 s at 48 kHz; a host sizes its
+/// delay compensation by it, and the plugin its dry-path delay lines).
+pub const MAX_LATENCY_SAMPLES: u32 = 1 << 16;
 
 /// One conditioning knob as the profile defines it: what it means and its range.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -371,6 +374,55 @@ impl Profile {
         Profile::new(meta, weights)
     }
 
+    /// A WaveNet that plays its input `latency_samples` late through a tanh and reports that
+    /// latency, for latency and delay-compensation tests: one layer whose only tap is
+    /// `latency_samples` back, so `y[n] = tanh(x[n-L])`. For quiet input (|x| <= 0.01, -40
+    /// dBFS) that is `x[n-L]` within 5e-7; louder input is soft-clipped. 48 kHz, no knobs.
+    pub fn delay_fixture(latency_samples: u32) -> Result<Self> {
+        use crate::model::{LayerArrayConfig, WavenetConfig};
+        ensure!(
+            latency_samples >= 1,
+            "a delay fixture needs a latency of at least one sample"
+        );
+        let model = ModelConfig::Wavenet(WavenetConfig {
+            num_knobs: 0,
+            layer_arrays: vec![LayerArrayConfig {
+                input_size: 1,
+                condition_size: 1,
+                channels: 1,
+                head_size: 1,
+                kernel_size: 2,
+                dilations: vec![latency_samples as usize],
+                gated: false,
+                head_bias: false,
+            }],
+            head_scale: 1.0,
+        });
+        let mut weights = Weights::default();
+        for (name, shape) in model.tensor_shapes() {
+            let count = shape.iter().product();
+            let mut data = vec![0.0; count];
+            // Tap 0 of a kernel of 2 reads `dilation` samples back; the rest stays zero.
+            if name.ends_with("rechannel.weight") || name.ends_with("conv.weight") {
+                data[0] = 1.0;
+            }
+            weights.insert(name, shape, data);
+        }
+        let meta = ProfileMeta {
+            format_version: FORMAT_VERSION,
+            name: format!("{latency_samples}-sample delay"),
+            notes: String::new(),
+            model,
+            sample_rate: 48_000,
+            knobs: Vec::new(),
+            latency_samples,
+            training: None,
+            accuracy: None,
+            calibration: None,
+        };
+        Profile::new(meta, weights)
+    }
+
     /// Checks everything a kernel relies on; see the module docs.
     pub fn validate(&self) -> Result<()> {
         let meta = &self.meta;
@@ -385,6 +437,11 @@ impl Profile {
             meta.sample_rate
         );
         meta.model.validate().context("invalid model configuration")?;
+        ensure!(
+            meta.latency_samples <= MAX_LATENCY_SAMPLES,
+            "profile latency of {} samples exceeds the supported {MAX_LATENCY_SAMPLES}",
+            meta.latency_samples
+        );
         ensure!(
             meta.knobs.len() <= MAX_KNOBS,
             "profile defines {} knobs, at most {MAX_KNOBS} are supported",
@@ -466,10 +523,23 @@ impl Profile {
         Profile::from_bytes(&bytes).with_context(|| format!("bad profile {}", path.display()))
     }
 
-    /// Writes the profile to `path`.
+    /// Writes the profile to `path` atomically: into a temporary file beside it, synced, then
+    /// renamed over it, so a crash or Ctrl-C never leaves a half-written profile.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        std::fs::write(path, self.to_bytes()?).with_context(|| format!("cannot write profile {}", path.display()))
+        let bytes = self.to_bytes()?;
+        let temporary = temporary_path(path);
+        let written = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&temporary)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        written.with_context(|| format!("cannot write profile {}", path.display()))
     }
 
     /// The knob named `name` (case-insensitive) and its index.
@@ -493,6 +563,35 @@ impl Profile {
         }
         Ok(self.meta.knobs.iter().zip(plain).map(|(k, v)| k.normalize(v)).collect())
     }
+}
+
+/// Where [`Profile::save`] writes before renaming: a hidden file in the same folder (a
+/// rename is atomic only within one file system).
+fn temporary_path(path: &Path) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map_or("profile".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Checks, before any work is done, that a profile can be written to `path`: not a folder,
+/// in a folder that exists and accepts a new file.
+pub fn ensure_writable(path: &Path) -> Result<()> {
+    ensure!(!path.is_dir(), "{} is a folder, not a profile file", path.display());
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    ensure!(
+        folder.is_dir(),
+        "cannot write {}: folder {} does not exist",
+        path.display(),
+        folder.display()
+    );
+    let probe = temporary_path(path);
+    std::fs::write(&probe, b"").with_context(|| format!("cannot write to {}", folder.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 #[cfg(test)]

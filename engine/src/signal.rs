@@ -17,8 +17,13 @@
 //! 4. **Dynamics** (18 %): 60 % enveloped bursts (noise or harmonic tones; attacks 1-80 ms,
 //!    decays 50-800 ms, -30..-1 dBFS), then 40 % a chord-like tone ramping -40 dB to -1 dB
 //!    and back.
-//! 5. **Plucks** (50 %): Karplus-Strong single notes (E2-D6), strummed open and power chords
-//!    and palm-muted runs at five dynamics (-26..-2 dBFS), looping until the section is full.
+//! 5. **Plucks** (the rest, about 46 %): Karplus-Strong single notes (E2-D6), strummed open
+//!    and power chords and palm-muted runs at five dynamics (-26..-2 dBFS), looping until the
+//!    section is full.
+//! 6. **Replicate** (min(3 s, 4 %)): the loudest stretch of the plucks again, sample for sample.
+//!    A device that is time-invariant answers it as it answered the first time; a difference
+//!    (NAM's replicate check, [`replicate_ranges`]) means noise, a time-based effect or a knob
+//!    moved during the capture.
 //!
 //! Peaks never exceed [`PEAK_LIMIT`].
 
@@ -55,11 +60,18 @@ pub enum CaptureSection {
     Dynamics,
     /// Plucked notes, chords and palm mutes.
     Plucks,
+    /// A repeat of the plucks' loudest stretch.
+    Replicate,
 }
 
 /// Where each section of a `seconds`-long capture signal lies, in samples.
 pub fn capture_layout(sample_rate: u32, seconds: f32) -> Vec<(CaptureSection, Range<usize>)> {
     let total = (seconds.max(0.0) * sample_rate as f32).round() as usize;
+    layout_of(sample_rate, total)
+}
+
+/// [`capture_layout`] for a signal `total` samples long.
+fn layout_of(sample_rate: u32, total: usize) -> Vec<(CaptureSection, Range<usize>)> {
     let intro = ((1.5 * sample_rate as f32) as usize).min(total * 8 / 100);
     let rest = total - intro;
     let shares = [
@@ -74,8 +86,68 @@ pub fn capture_layout(sample_rate: u32, seconds: f32) -> Vec<(CaptureSection, Ra
         layout.push((section, start..start + length));
         start += length;
     }
-    layout.push((CaptureSection::Plucks, start..total));
+    let replicate = ((3.0 * sample_rate as f32) as usize).min(rest * 4 / 100);
+    layout.push((CaptureSection::Plucks, start..total - replicate));
+    layout.push((CaptureSection::Replicate, total - replicate..total));
     layout
+}
+
+/// Samples of silence that end a section `length` long.
+fn section_gap(sample_rate: f32, length: usize) -> usize {
+    ((0.25 * sample_rate) as usize).min(length * 3 / 100)
+}
+
+/// Shortest replicate worth checking, in seconds.
+const MIN_REPLICATE_SECONDS: f32 = 0.5;
+/// Samples at the start of the repeat that [`replicate_ranges`] looks for in the plucks.
+const REPLICATE_PROBE_SAMPLES: usize = 1024;
+
+/// The replicate's sounding part (its trailing silence left out) and the plucks it copies
+/// from, for a signal `total` samples long; `None` when too short to be worth checking.
+fn replicate_layout(sample_rate: u32, total: usize) -> Option<(Range<usize>, Range<usize>)> {
+    let layout = layout_of(sample_rate, total);
+    let plucks = layout.iter().find(|(s, _)| *s == CaptureSection::Plucks)?.1.clone();
+    let repeat = layout.iter().find(|(s, _)| *s == CaptureSection::Replicate)?.1.clone();
+    let length = repeat.len() - section_gap(sample_rate as f32, repeat.len());
+    let plucks_sounding = plucks.start..plucks.end - section_gap(sample_rate as f32, plucks.len());
+    if (length as f32) < MIN_REPLICATE_SECONDS * sample_rate as f32 || length > plucks_sounding.len() {
+        return None;
+    }
+    Some((repeat.start..repeat.start + length, plucks_sounding))
+}
+
+/// For Doppel's capture signal (`signal`, at `sample_rate`), the two stretches that hold the
+/// same audio: `(original, repeat)`. `None` when the signal is too short to hold a replicate
+/// worth checking, or is not the capture signal (nothing in its plucks matches the repeat).
+pub fn replicate_ranges(sample_rate: u32, signal: &[f32]) -> Option<(Range<usize>, Range<usize>)> {
+    let (repeat, plucks) = replicate_layout(sample_rate, signal.len())?;
+    let probe = &signal[repeat.start..repeat.start + REPLICATE_PROBE_SAMPLES.min(repeat.len())];
+    if probe.iter().all(|v| *v == 0.0) {
+        return None;
+    }
+    let last_start = plucks.end.checked_sub(repeat.len())?;
+    let start = (plucks.start..=last_start).find(|&o| signal[o..o + probe.len()] == *probe)?;
+    Some((start..start + repeat.len(), repeat))
+}
+
+/// Copies the loudest (by RMS) stretch of the plucks, on half-second steps, into the
+/// replicate: every pluck dynamic up to the loudest is in it.
+fn fill_replicate(sample_rate: u32, signal: &mut [f32]) {
+    let Some((repeat, plucks)) = replicate_layout(sample_rate, signal.len()) else {
+        return;
+    };
+    let step = (sample_rate / 2).max(1) as usize;
+    let energy = |start: usize| signal[start..start + repeat.len()].iter().map(|v| v * v).sum::<f32>();
+    let mut best = (plucks.start, f32::NEG_INFINITY);
+    let mut start = plucks.start;
+    while start + repeat.len() <= plucks.end {
+        let e = energy(start);
+        if e > best.1 {
+            best = (start, e);
+        }
+        start += step;
+    }
+    signal.copy_within(best.0..best.0 + repeat.len(), repeat.start);
 }
 
 /// The deterministic profiling signal, exactly `round(seconds · sample_rate)` samples long
@@ -87,7 +159,7 @@ pub fn capture_signal(sample_rate: u32, seconds: f32) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(CAPTURE_SEED);
     for (section, range) in layout {
         let slice = &mut out[range];
-        let gap = ((0.25 * sr) as usize).min(slice.len() * 3 / 100);
+        let gap = section_gap(sr, slice.len());
         let body_len = slice.len() - gap;
         let body = &mut slice[..body_len];
         match section {
@@ -96,8 +168,11 @@ pub fn capture_signal(sample_rate: u32, seconds: f32) -> Vec<f32> {
             CaptureSection::Noise => noise_bursts(sr, body, &mut rng),
             CaptureSection::Dynamics => dynamics(sr, body, &mut rng),
             CaptureSection::Plucks => plucks(sr, body, &mut rng),
+            // Copied from the plucks below, once they exist.
+            CaptureSection::Replicate => {}
         }
     }
+    fill_replicate(sample_rate, &mut out);
     limit(&mut out);
     out
 }

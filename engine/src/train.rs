@@ -2,8 +2,13 @@
 //! A-weighted ESR, multi-resolution STFT, DC), AdamW with warm-up and decay, gradient
 //! clipping, periodic validation through the streaming kernel, best-checkpoint keeping,
 //! divergence roll-back and early stopping. WaveNets train through a hand-derived pass split
-//! over worker threads; recurrent models through candle's autograd. Trainer thread only
-//! (spawns its own thread with a large stack, since candle's backward pass recurses).
+//! over worker threads; recurrent models through candle's autograd. [`Session`] is what the
+//! CLI and the plugin drive: captures in (files or memory), checkpoints out as they improve,
+//! stop, pause and more data while it runs, a [`Profile`](crate::Profile) at the end.
+//!
+//! Threads: every run owns a worker pool of [`TrainConfig::threads`] threads (large stacks,
+//! since candle's backward pass recurses) and runs inside it, so neither the hand-derived pass
+//! nor candle's kernels touch rayon's global pool, and no thread is spawned per step.
 
 mod adam;
 mod backend;
@@ -11,10 +16,11 @@ mod dense;
 pub mod objective;
 mod params;
 mod runner;
+mod session;
 mod validate;
 mod wavenet_grad;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{ensure, Context, Result};
 use rand::{Rng, SeedableRng};
@@ -25,6 +31,14 @@ use crate::model::ModelConfig;
 use crate::profile::{Accuracy, TrainingSummary, Weights};
 
 pub use objective::{EffectKind, Objective};
+pub use session::{
+    CaptureInput, Checkpoint, Session, SessionConfig, SessionControl, SessionEvent, SessionOutcome,
+    DEFAULT_MAX_MARGIN_SAMPLES,
+};
+
+/// Stack size of each training worker, in bytes (candle's backward pass recurses deeply;
+/// this is address space, committed only as used).
+const WORKER_STACK_BYTES: usize = 512 << 20;
 
 /// Hyperparameters of a training run.
 #[derive(Clone, Debug)]
@@ -124,19 +138,48 @@ pub struct TrainOutcome {
     pub summary: TrainingSummary,
     /// Divergences caught and rolled back.
     pub rollbacks: u32,
-    /// `(seconds, best weights by then)`, one per [`TrainConfig::snapshot_every_seconds`].
-    pub snapshots: Vec<(f32, Weights)>,
 }
 
-/// Trains `config.model` on `dataset`. `progress` is called after every step; setting
-/// `stop` ends the run early (the best checkpoint so far is returned). Runs on a thread of
-/// its own with a 512 MiB stack and returns when done.
+/// Trains `config.model` on `dataset` from seeded initial weights. `progress` is called after
+/// every step; setting `stop` ends the run early (the best checkpoint so far is returned).
+/// Runs on a worker pool of its own and returns when done. [`Session`] is the full-featured
+/// driver; this is the bare loop.
 pub fn train(
     config: &TrainConfig,
     dataset: &Dataset,
     stop: Option<&AtomicBool>,
     progress: &mut (dyn FnMut(&TrainProgress) + Send),
 ) -> Result<TrainOutcome> {
+    struct Plain<'a, 'b> {
+        stop: Option<&'a AtomicBool>,
+        progress: &'b mut (dyn FnMut(&TrainProgress) + Send),
+    }
+    impl runner::Hooks for Plain<'_, '_> {
+        fn stop_requested(&mut self) -> bool {
+            self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+        }
+        fn progress(&mut self, progress: &TrainProgress) {
+            (self.progress)(progress);
+        }
+    }
+    check_config(config, dataset)?;
+    let pool = worker_pool(config.threads)?;
+    let mut hooks = Plain { stop, progress };
+    pool.install(|| runner::Trainer::new(config, dataset.clone(), None)?.run(&mut hooks))
+}
+
+/// A pool of `threads` training workers (at least one) that a run installs itself in.
+fn worker_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .stack_size(WORKER_STACK_BYTES)
+        .thread_name(|i| format!("doppel-train-{i}"))
+        .build()
+        .context("cannot start the training workers")
+}
+
+/// Checks that `config` can train on `dataset`.
+fn check_config(config: &TrainConfig, dataset: &Dataset) -> Result<()> {
     ensure!(
         config.max_steps.is_some() || config.max_seconds.is_some(),
         "training needs a step or time budget"
@@ -151,15 +194,7 @@ pub fn train(
         dataset.knobs.len(),
         config.model.num_knobs()
     );
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("doppel-train".into())
-            .stack_size(512 << 20)
-            .spawn_scoped(scope, || runner::Trainer::new(config, dataset)?.run(stop, progress))
-            .context("cannot start the training thread")?
-            .join()
-            .map_err(|_| anyhow::anyhow!("the training thread panicked"))?
-    })
+    Ok(())
 }
 
 /// Deterministic starting weights: biases zero, every other tensor uniform in

@@ -20,7 +20,7 @@ pub const SUB_BLOCK_SAMPLES: usize = 64;
 /// Most audio channels processed (one kernel each).
 pub const MAX_CHANNELS: usize = 2;
 /// Largest model latency accepted, in samples (sizes the dry-path delay lines).
-pub const MAX_LATENCY_SAMPLES: u32 = 1 << 16;
+pub use doppel_engine::profile::MAX_LATENCY_SAMPLES;
 /// Capacity of the retire queue (audio -> off-audio). One swap retires one model, and the
 /// off-audio side drains the queue before every post, so a handful is plenty.
 pub const RETIRE_CAPACITY: usize = 8;

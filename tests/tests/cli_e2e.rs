@@ -165,9 +165,32 @@ fn training_reports_validation_esr_steps_and_device_latency() {
 #[test]
 fn held_out_phrase_meets_the_esr_bound() {
     let report = eval_report(&TRAINED);
-    for key in ["esr", "esr_preemph", "snr_db", "mrstft", "latency_samples", "seconds"] {
+    for key in [
+        "esr",
+        "esr_preemph",
+        "snr_db",
+        "mrstft",
+        "latency_samples",
+        "seconds",
+        "esr_best_lag",
+        "best_lag_samples",
+        "measured_latency_samples",
+        "profile_latency_samples",
+    ] {
         assert!(number(&report, key).is_finite(), "{key} is not finite in {report}");
     }
+    // Scored as a DAW plays it, with the device latency training measured.
+    assert_eq!(text(&report, "latency_source"), "training");
+    let info = doppel_json(&["info", &TRAINED.profile(), "--json"]);
+    assert_eq!(
+        number(&report, "profile_latency_samples"),
+        number(&info, "latency_samples"),
+        "eval plays the latency the header reports"
+    );
+    assert_eq!(
+        number(&TRAINED.train, "profile_latency_samples"),
+        number(&info, "latency_samples")
+    );
     let esr = number(&report, "esr");
     assert!(
         (0.0..HELD_OUT_ESR_BOUND).contains(&esr),
@@ -208,17 +231,61 @@ fn process_output_reproduces_the_eval_score() {
 
     let report = eval_report(trained);
     let eval_esr = number(&report, "esr");
-    // The model's output runs `alignment_margin_samples` (from the profile's training
-    // summary) behind the device; line the target up as eval does, skipping the model's
-    // first 100 ms of warm-up.
-    let info = doppel_json(&["info", &trained.profile(), "--json"]);
-    let margin = info["training"]["alignment_margin_samples"].as_i64().unwrap_or(0);
-    let lag = number(&report, "latency_samples") as i64 - margin;
-    let own_esr = esr_at_lag(&trained.phrase_out.samples, &processed.samples, lag, 4_800).unwrap();
+    // `process` removes the latency the profile reports, as a DAW's delay compensation does:
+    // its output lines up with the device's own output at the device's latency, within a
+    // sample, and scores what `eval` scores there.
+    let device_latency = number(&report, "latency_samples") as i64;
+    let profile_latency = number(&report, "profile_latency_samples") as i64;
+    assert!(
+        profile_latency > 0,
+        "the reference amp's linear-phase oversampler rings ahead of its peak: the margin must cover it"
+    );
+    let best_lag = (device_latency - 24..=device_latency + 24)
+        .min_by(|&a, &b| {
+            let at = |lag| esr_at_lag(&trained.phrase_out.samples, &processed.samples, lag, 4_800).unwrap();
+            at(a).total_cmp(&at(b))
+        })
+        .unwrap();
+    assert!(
+        (best_lag - device_latency).abs() <= 1,
+        "process's output lines up with the device at lag {best_lag}, not its latency {device_latency}"
+    );
+    let own_esr = esr_at_lag(&trained.phrase_out.samples, &processed.samples, device_latency, 4_800).unwrap();
     let tolerance = PROCESS_ESR_RELATIVE_TOLERANCE * eval_esr + 1e-4;
     assert!(
         (own_esr - eval_esr).abs() <= tolerance,
-        "ESR of process's output {own_esr} (lag {lag}) vs eval's {eval_esr}, tolerance {tolerance}"
+        "ESR of process's output {own_esr} vs eval's {eval_esr}, tolerance {tolerance}"
+    );
+    assert!(number(&report, "esr_best_lag") <= eval_esr + 1e-9);
+    assert_eq!(
+        number(&report, "best_lag_samples"),
+        0.0,
+        "the reported latency is the right one"
+    );
+
+    // `--raw` writes the stream the plugin plays: the same output, the latency left in.
+    let raw_path = trained.scratch.file("phrase_processed_raw.wav");
+    doppel_ok(&[
+        "process",
+        "--profile",
+        &trained.profile(),
+        "--input",
+        &trained.scratch.file("phrase.wav"),
+        "--output",
+        &raw_path,
+        "--raw",
+    ]);
+    let raw = read_wav(&raw_path).unwrap();
+    assert_eq!(raw.samples.len(), processed.samples.len());
+    let latency = profile_latency as usize;
+    let worst = raw.samples[latency..]
+        .iter()
+        .zip(&processed.samples)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= 1e-6,
+        "raw output is the aligned output {latency} samples later (worst {worst})"
     );
 }
 

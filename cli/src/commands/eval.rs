@@ -1,13 +1,19 @@
-//! `doppel eval`: a profile's accuracy against what the device did to the same input.
+//! `doppel eval`: a profile's accuracy against what the device did to the same input, scored
+//! the way a DAW plays the profile: its output with the latency it reports removed, against the
+//! device's output with the device's latency removed. The best-lag ESR is reported beside it,
+//! never instead: the gap between the two is timing error.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use doppel_engine::dataset::{align_capture, LoadOptions};
-use doppel_engine::metrics::measure;
+use doppel_engine::dataset::{align_capture, measure_capture, LoadOptions};
+use doppel_engine::metrics::{best_lag_esr, measure};
 use doppel_engine::wav::read_wav_mono;
 use doppel_engine::Profile;
+
+/// Lags searched on each side for the best-lag figure, in samples.
+const BEST_LAG_SEARCH_SAMPLES: usize = 64;
 
 /// Arguments of `doppel eval`.
 #[derive(Args)]
@@ -24,7 +30,8 @@ pub struct EvalArgs {
     /// Knob setting of the device as NAME=VALUE (repeatable).
     #[arg(long = "knob", value_parser = super::parse_knob)]
     knobs: Vec<(String, f32)>,
-    /// Device latency in samples, instead of finding it by cross-correlation.
+    /// Device latency in samples (default: the latency training measured for this device,
+    /// else found by cross-correlation of these files).
     #[arg(long, allow_negative_numbers = true)]
     latency: Option<i64>,
     /// Print one JSON object on stdout.
@@ -32,34 +39,64 @@ pub struct EvalArgs {
     json: bool,
 }
 
+/// The device latency training measured, when every capture agreed on one.
+fn training_latency(profile: &Profile) -> Option<i64> {
+    let latencies = &profile.meta.training.as_ref()?.device_latency_samples;
+    let first = *latencies.first()?;
+    latencies.iter().all(|&l| l == first).then_some(first)
+}
+
 /// Aligns, plays and scores.
 pub fn run(args: EvalArgs) -> Result<()> {
     let profile = Profile::load(&args.profile)?;
     let input = super::read_input_for(&profile, &args.input)?;
     let target = read_wav_mono(&args.target)?;
-    // Align as training did: the model's output runs the profile's margin behind the device.
-    let margin_samples = profile.meta.training.as_ref().map_or(0, |t| t.alignment_margin_samples);
-    let (aligned_input, aligned_target, latency_samples) = align_capture(
+    let max_latency_seconds = LoadOptions::default().max_latency_seconds;
+    let measured = measure_capture(
         (&input, &args.input),
         (&target, &args.target),
-        args.latency,
-        LoadOptions::default().max_latency_seconds,
-        margin_samples,
+        None,
+        max_latency_seconds,
     )?;
-    let prediction = super::play(&profile, &aligned_input, &args.knobs)?;
+    let (device_latency, source) = match (args.latency, training_latency(&profile)) {
+        (Some(latency), _) => (latency, "given"),
+        (None, Some(latency)) => (latency, "training"),
+        (None, None) => (measured, "measured"),
+    };
+    if source == "training" && device_latency.abs_diff(measured) > 1 {
+        eprintln!(
+            "note: these files put the device {measured} samples late, training measured {device_latency}; scoring with training's (pass --latency {measured} if this recording chain differs)"
+        );
+    }
+    let (aligned_input, aligned_target, _) = align_capture(
+        (&input, &args.input),
+        (&target, &args.target),
+        Some(device_latency),
+        max_latency_seconds,
+        0,
+    )?;
+    let prediction = super::play_compensated(&profile, &aligned_input, &args.knobs)?;
     let metrics = measure(&prediction, &aligned_target);
+    let (best_lag, esr_best_lag) = best_lag_esr(&prediction, &aligned_target, BEST_LAG_SEARCH_SAMPLES);
     let seconds = aligned_target.len() as f32 / input.sample_rate as f32;
+    let profile_latency = profile.meta.latency_samples;
     if args.json {
         let mut json = serde_json::to_value(metrics)?;
-        json["latency_samples"] = latency_samples.into();
+        json["esr_best_lag"] = esr_best_lag.into();
+        json["best_lag_samples"] = best_lag.into();
+        json["latency_samples"] = device_latency.into();
+        json["latency_source"] = source.into();
+        json["measured_latency_samples"] = measured.into();
+        json["profile_latency_samples"] = profile_latency.into();
         json["seconds"] = seconds.into();
         json["profile"] = profile.meta.name.clone().into();
         println!("{json}");
     } else {
         println!(
-            "ESR {:.5}  pre-emphasised ESR {:.5}  SNR {:.2} dB  MR-STFT {:.4}  (latency {latency_samples} samples, {seconds:.1} s)",
+            "ESR {:.5}  pre-emphasised ESR {:.5}  SNR {:.2} dB  MR-STFT {:.4}  as a DAW plays it (profile latency {profile_latency}, device latency {device_latency} samples, {source}; {seconds:.1} s)",
             metrics.esr, metrics.esr_preemph, metrics.snr_db, metrics.mrstft
         );
+        println!("best-lag ESR {esr_best_lag:.5} at {best_lag:+} samples from the reported latency");
     }
     Ok(())
 }

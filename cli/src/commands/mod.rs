@@ -55,6 +55,19 @@ pub fn play(profile: &Profile, input: &[f32], knobs: &[(String, f32)]) -> Result
     Ok(output)
 }
 
+/// Plays `input` through `profile` and removes the latency the profile reports, as a host's
+/// delay compensation does: `output[n]` lines up with `input[n]`. The last samples are the
+/// model's response to silence after the input (the tail a host plays out).
+pub fn play_compensated(profile: &Profile, input: &[f32], knobs: &[(String, f32)]) -> Result<Vec<f32>> {
+    let latency = profile.meta.latency_samples as usize;
+    let mut padded = Vec::with_capacity(input.len() + latency);
+    padded.extend_from_slice(input);
+    padded.resize(input.len() + latency, 0.0);
+    let mut output = play(profile, &padded, knobs)?;
+    output.drain(..latency);
+    Ok(output)
+}
+
 /// The profile's architecture and size preset (or "custom"), e.g. "wavenet/nano".
 pub fn model_label(profile: &Profile) -> (String, String) {
     let model = &profile.meta.model;

@@ -1,4 +1,6 @@
-//! `doppel process`: a WAV through a profile, offline, with the plugin's kernel.
+//! `doppel process`: a WAV through a profile, offline, with the plugin's kernel. The output
+//! is time-aligned with the input, the profile's reported latency removed as a DAW's delay
+//! compensation removes it; `--raw` writes the stream the plugin plays, latency included.
 
 use std::path::PathBuf;
 
@@ -22,16 +24,29 @@ pub struct ProcessArgs {
     /// Knob setting as NAME=VALUE in the knob's unit (repeatable; others at their defaults).
     #[arg(long = "knob", value_parser = super::parse_knob)]
     knobs: Vec<(String, f32)>,
+    /// Write the model's output as the plugin streams it, its reported latency not removed.
+    #[arg(long)]
+    raw: bool,
 }
 
 /// Processes the file.
 pub fn run(args: ProcessArgs) -> Result<()> {
     let profile = Profile::load(&args.profile)?;
     let input = super::read_input_for(&profile, &args.input)?;
-    let output = super::play(&profile, &input.samples, &args.knobs)?;
+    let latency = profile.meta.latency_samples;
+    let (output, timing) = if args.raw {
+        let output = super::play(&profile, &input.samples, &args.knobs)?;
+        (output, format!("raw: {latency} samples of latency left in"))
+    } else {
+        let output = super::play_compensated(&profile, &input.samples, &args.knobs)?;
+        (
+            output,
+            format!("aligned with the input: {latency} samples of latency removed"),
+        )
+    };
     write_wav_mono(&args.output, &output, input.sample_rate)?;
     eprintln!(
-        "wrote {} ({} samples through '{}')",
+        "wrote {} ({} samples through '{}'; {timing})",
         args.output.display(),
         output.len(),
         profile.meta.name

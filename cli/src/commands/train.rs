@@ -5,14 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use doppel_engine::dataset::{load_dataset, CaptureSpec, CapturesFile, LoadOptions};
-use doppel_engine::profile::{ProfileMeta, FORMAT_VERSION};
-use doppel_engine::train::{train, EffectKind, Objective, TrainConfig};
-use doppel_engine::{ModelConfig, Profile, Size};
+use doppel_engine::dataset::{CaptureSpec, CapturesFile, KnobRangeSpec};
+use doppel_engine::profile::ensure_writable;
+use doppel_engine::train::{CaptureInput, EffectKind, Session, SessionConfig, SessionEvent};
+use doppel_engine::{Profile, Size};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Alignment margin for WaveNets: 16 samples at 48 kHz.
-const CAUSALITY_MARGIN_SECONDS: f32 = 1.0 / 3000.0;
+use crate::interrupt;
 
 /// Arguments of `doppel train`.
 #[derive(Args)]
@@ -50,6 +49,15 @@ pub struct TrainArgs {
     /// Device latency in samples, instead of finding it by cross-correlation.
     #[arg(long, allow_negative_numbers = true)]
     latency: Option<i64>,
+    /// Causality margin in samples: the target is aligned this much later than the device
+    /// latency, and the profile reports it as its latency (default: WaveNets measure what the
+    /// device's pre-ringing needs, at most 32 samples at 48 kHz; recurrent models use 0).
+    #[arg(long)]
+    margin: Option<i64>,
+    /// Fine-tune this profile's weights (its model, knobs and latency) instead of starting
+    /// from scratch.
+    #[arg(long)]
+    from: Option<PathBuf>,
     /// Profile file to write.
     #[arg(long)]
     out: PathBuf,
@@ -100,31 +108,48 @@ fn parse_loss_weight(text: &str) -> Result<(String, f32), String> {
     Ok((term, weight))
 }
 
-/// The objective for `--effect` with `--loss` overrides.
-fn objective(effect: &str, overrides: &[(String, f32)]) -> Result<Objective> {
-    let kind = match effect {
-        "amp" => EffectKind::AmpCab,
-        "compressor" => EffectKind::Compressor,
-        "denoiser" => EffectKind::Denoiser,
-        other => bail!("unknown effect '{other}': expected amp, compressor or denoiser"),
-    };
-    let mut objective = Objective::for_effect(kind);
-    for (term, weight) in overrides {
-        let slot = match term.as_str() {
-            "esr" => &mut objective.esr,
-            "esr_preemph" => &mut objective.esr_preemph,
-            "esr_a_weighted" => &mut objective.esr_a_weighted,
-            "mrstft" => &mut objective.mrstft,
-            "dc" => &mut objective.dc,
-            other => bail!("unknown loss term '{other}': expected esr, esr_preemph, esr_a_weighted, mrstft or dc"),
-        };
-        *slot = *weight;
-    }
-    Ok(objective)
+/// The session's settings from the flags.
+fn session_config(args: &TrainArgs, ranges: BTreeMap<String, KnobRangeSpec>) -> Result<SessionConfig> {
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.out
+            .file_stem()
+            .map_or("Doppel profile".to_string(), |s| s.to_string_lossy().into_owned())
+    });
+    let start_from = args.from.as_ref().map(Profile::load).transpose()?;
+    Ok(SessionConfig {
+        architecture: args.arch.clone(),
+        size: Size::parse(&args.size)?,
+        effect: EffectKind::parse(&args.effect)?,
+        loss_weights: args.loss_weights.clone(),
+        no_skip: args.no_skip,
+        name,
+        latency_override: args.latency,
+        margin_samples: args.margin,
+        knob_ranges: ranges,
+        seed: args.seed,
+        max_steps: args.steps,
+        max_seconds: match (args.minutes, args.steps) {
+            (Some(minutes), _) => Some(minutes * 60.0),
+            (None, Some(_)) => None,
+            (None, None) => Some(180.0),
+        },
+        threads: args.threads,
+        batch_size: args.batch,
+        segment_samples: args.segment,
+        learning_rate: args.learning_rate,
+        final_learning_rate_fraction: args.final_lr_fraction,
+        snapshot_every_seconds: args.snapshot_every.unwrap_or(0.0),
+        start_from,
+    })
 }
 
 /// Loads the captures, trains and writes the profile.
 pub fn run(args: TrainArgs) -> Result<()> {
+    // Refuse an unwritable destination before minutes of training, not after.
+    ensure_writable(&args.out)?;
+    if let Some(dir) = &args.snapshot_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let (specs, ranges) = match (&args.captures, &args.input, &args.target) {
         (Some(path), _, _) => {
             let file = CapturesFile::load(path)?;
@@ -143,20 +168,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         _ => bail!("give --input and --target, or --captures"),
     };
-    let size = Size::parse(&args.size)?;
-    // A WaveNet has receptive field to spare for a margin that keeps the target causal; a
-    // small LSTM models a delay poorly, so it trains on the measured alignment itself.
-    let causality_margin_seconds = if args.arch == "wavenet" {
-        CAUSALITY_MARGIN_SECONDS
-    } else {
-        0.0
-    };
-    let options = LoadOptions {
-        latency_override: args.latency,
-        causality_margin_seconds,
-        ..LoadOptions::default()
-    };
-    let dataset = load_dataset(&specs, &ranges, &options)?;
+    let settings = session_config(&args, ranges)?;
+    let session = Session::new(settings, specs.iter().cloned().map(CaptureInput::Files).collect())?;
+    let dataset = session.dataset();
     for note in &dataset.notes {
         eprintln!("note: {note}");
     }
@@ -172,100 +186,71 @@ pub fn run(args: TrainArgs) -> Result<()> {
             pair.latency_samples
         );
     }
-    let mut model = ModelConfig::preset(&args.arch, size, dataset.knobs.len())?;
-    if args.no_skip {
-        match &mut model {
-            ModelConfig::Lstm(c) => c.skip = false,
-            ModelConfig::Gru(c) => c.skip = false,
-            ModelConfig::Wavenet(_) => bail!("--no-skip applies to lstm and gru models only"),
-        }
-    }
-    let mut config = TrainConfig::new(model.clone());
-    config.seed = args.seed;
-    config.max_steps = args.steps;
-    config.objective = objective(&args.effect, &args.loss_weights)?;
-    if let Some(threads) = args.threads {
-        config.threads = threads.max(1);
-    }
-    if let Some(batch) = args.batch {
-        config.batch_size = batch;
-    }
-    if let Some(segment) = args.segment {
-        config.segment_samples = segment;
-    }
-    if let Some(learning_rate) = args.learning_rate {
-        config.learning_rate = learning_rate;
-    }
-    if let Some(fraction) = args.final_lr_fraction {
-        config.final_learning_rate_fraction = fraction.clamp(1e-6, 1.0);
-    }
-    config.snapshot_every_seconds = args.snapshot_every.unwrap_or(0.0);
-    config.max_seconds = match (args.minutes, args.steps) {
-        (Some(minutes), _) => Some(minutes * 60.0),
-        (None, Some(_)) => None,
-        (None, None) => Some(180.0),
-    };
+    let meta = session.meta().clone();
+    let config = session.train_config();
     eprintln!(
-        "training {}/{} ({} parameters) on {:.1} s of audio",
-        model.architecture(),
-        size.name(),
-        model.parameter_count(),
-        dataset.seconds()
+        "training {}/{} ({} parameters) on {:.1} s of audio{}; the profile will play {} samples late (reported to hosts)",
+        meta.model.architecture(),
+        meta.model.size().map_or("custom", |s| s.name()),
+        meta.model.parameter_count(),
+        dataset.seconds(),
+        if args.from.is_some() { ", fine-tuning" } else { "" },
+        meta.latency_samples,
     );
+    let threads = config.threads;
+    let control = session.control();
+    interrupt::stop_on_ctrl_c(control.clone())?;
     let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")?.progress_chars("=> "));
-    let outcome = train(&config, &dataset, None, &mut |p| {
-        bar.set_position((p.fraction_done * 1000.0) as u64);
-        bar.set_message(format!(
-            "step {} loss {:.4} best validation ESR {:.4}",
-            p.step, p.loss, p.best_validation_esr
-        ));
+    let mut snapshot_error = None;
+    let outcome = session.run(&mut |event| match event {
+        SessionEvent::Progress(p) => {
+            bar.set_position((p.fraction_done * 1000.0) as u64);
+            bar.set_message(format!(
+                "step {} loss {:.4} best validation ESR {:.4}",
+                p.step, p.loss, p.best_validation_esr
+            ));
+        }
+        SessionEvent::Snapshot(checkpoint) => {
+            if let Some(dir) = &args.snapshot_dir {
+                let path = dir.join(format!("t{:06.1}.doppel", checkpoint.seconds));
+                if let Err(err) = checkpoint.profile.save(&path) {
+                    snapshot_error.get_or_insert(err);
+                }
+            }
+        }
+        SessionEvent::Note(note) => bar.println(format!("note: {note}")),
+        SessionEvent::Checkpoint(_) | SessionEvent::DataAdded { .. } => {}
     })?;
     bar.finish_and_clear();
-    let name = args.name.clone().unwrap_or_else(|| {
-        args.out
-            .file_stem()
-            .map_or("Doppel profile".to_string(), |s| s.to_string_lossy().into_owned())
-    });
-    let meta = ProfileMeta {
-        format_version: FORMAT_VERSION,
-        name,
-        notes: String::new(),
-        model,
-        sample_rate: dataset.sample_rate,
-        knobs: dataset.knobs.clone(),
-        latency_samples: 0,
-        training: Some(outcome.summary.clone()),
-        accuracy: Some(outcome.accuracy.clone()),
-        calibration: None,
-    };
-    let profile = Profile::new(meta, outcome.weights).context("training produced an invalid profile")?;
-    profile.save(&args.out)?;
-    if let Some(dir) = &args.snapshot_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        for (seconds, weights) in &outcome.snapshots {
-            // Keeps the training summary: evaluation needs its alignment margin.
-            let mut meta = profile.meta.clone();
-            meta.accuracy = None;
-            let path = dir.join(format!("t{seconds:06.1}.doppel"));
-            Profile::new(meta, weights.clone())?.save(&path)?;
-        }
+    if let Some(err) = snapshot_error {
+        return Err(err.context("cannot write a snapshot"));
     }
-    let summary = &outcome.summary;
+    let profile = &outcome.profile;
+    profile.save(&args.out)?;
+    if outcome.stopped {
+        eprintln!("interrupted: wrote the best weights so far");
+    }
+    let summary = profile.meta.training.clone().unwrap_or_default();
+    let accuracy = profile.meta.accuracy.clone().unwrap_or_default();
     if args.json {
         let json = serde_json::json!({
             "out": args.out,
-            "esr": outcome.accuracy.esr,
-            "esr_preemph": outcome.accuracy.esr_preemph,
-            "validation_seconds": outcome.accuracy.seconds,
+            "esr": accuracy.esr,
+            "esr_preemph": accuracy.esr_preemph,
+            "validation_seconds": accuracy.seconds,
             "steps": summary.steps,
             "wall_seconds": summary.wall_seconds,
+            "seconds_per_step": summary.wall_seconds / summary.steps.max(1) as f32,
+            "threads": threads,
             "latency_samples": summary.device_latency_samples.first().copied().unwrap_or(0),
             "latencies_samples": summary.device_latency_samples,
+            "profile_latency_samples": profile.meta.latency_samples,
             "architecture": profile.meta.model.architecture(),
-            "size": size.name(),
+            "size": profile.meta.model.size().map_or("custom", |s| s.name()),
             "parameters": profile.meta.model.parameter_count(),
             "rollbacks": outcome.rollbacks,
+            "interrupted": outcome.stopped,
             "validation_curve": summary
                 .validation_curve
                 .iter()
@@ -276,12 +261,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         println!("{json}");
     } else {
         println!(
-            "wrote {}: validation ESR {:.5} (pre-emphasised {:.5}) after {} steps in {:.1} s",
+            "wrote {}: validation ESR {:.5} (pre-emphasised {:.5}) after {} steps in {:.1} s; latency {} samples",
             args.out.display(),
-            outcome.accuracy.esr,
-            outcome.accuracy.esr_preemph,
+            accuracy.esr,
+            accuracy.esr_preemph,
             summary.steps,
-            summary.wall_seconds
+            summary.wall_seconds,
+            profile.meta.latency_samples
         );
     }
     Ok(())

@@ -28,11 +28,40 @@ fn capture_signal_is_deterministic_bounded_and_exact_length() {
 }
 
 #[test]
+fn the_replicate_repeats_the_plucks_sample_for_sample() {
+    for (sr, seconds) in [(48_000, 75.0), (44_100, 30.0), (96_000, 20.0)] {
+        let x = capture_signal(sr, seconds);
+        let (original, repeat) = replicate_ranges(sr, &x).expect("long enough for a replicate");
+        assert!(repeat.start > original.end, "the repeat comes later");
+        assert!(repeat.len() as f32 >= 0.5 * sr as f32);
+        assert_eq!(&x[original.clone()], &x[repeat.clone()]);
+        assert!(rms(&x[repeat.clone()]) > 0.01, "the repeat holds sound");
+        if seconds >= 75.0 {
+            // Three seconds of the loudest plucks.
+            assert!(
+                peak(&x[repeat.clone()]) > 0.5,
+                "the repeat reaches loud notes: peak {}",
+                peak(&x[repeat])
+            );
+        }
+    }
+    assert!(
+        replicate_ranges(48_000, &capture_signal(48_000, 1.0)).is_none(),
+        "a 1 s signal has none worth checking"
+    );
+    let phrase = test_phrase(48_000, 75.0, 3);
+    assert!(
+        replicate_ranges(48_000, &phrase).is_none(),
+        "other audio has no replicate"
+    );
+}
+
+#[test]
 fn capture_sections_have_their_content() {
     let sr = 48_000;
     let x = capture_signal(sr, 30.0);
     let layout = capture_layout(sr, 30.0);
-    assert_eq!(layout.len(), 5);
+    assert_eq!(layout.len(), 6);
     assert_eq!(layout.last().unwrap().1.end, x.len());
     for (section, range) in layout {
         let part = &x[range.clone()];
@@ -67,6 +96,8 @@ fn capture_sections_have_their_content() {
                 assert!(rms(part) > 0.01, "{section:?} rms {}", rms(part));
                 assert!(peak(part) > 0.3, "{section:?} peak {}", peak(part));
             }
+            // The plucks' loudest stretch again.
+            CaptureSection::Replicate => assert!(rms(part) > 0.01, "replicate rms {}", rms(part)),
         }
     }
 }
@@ -111,7 +142,10 @@ fn test_phrase_is_deterministic_per_seed_and_unlike_the_capture() {
         dot / (rms(x) * rms(y) * x.len().min(y.len()) as f32)
     };
     assert!(correlation(&a, &capture).abs() < 0.05);
-    let (_, plucks) = capture_layout(sr, 8.0).pop().unwrap();
+    let (_, plucks) = capture_layout(sr, 8.0)
+        .into_iter()
+        .find(|(s, _)| *s == CaptureSection::Plucks)
+        .unwrap();
     assert!(correlation(&a[plucks.clone()], &capture[plucks]).abs() < 0.05);
     assert!(test_phrase(sr, 0.0, 1).is_empty());
 }

@@ -1,6 +1,7 @@
 //! What computes a training step's predictions and gradients: the hand-derived WaveNet pass
-//! split over threads, or candle's autograd for the recurrent models. Both work on the flat
-//! parameter vector of [`ParamLayout`]. Trainer thread (and the worker threads it scopes).
+//! split over the workers of the session's pool, or candle's autograd for the recurrent models
+//! (whose parallel kernels run on that same pool, installed around the run). Both work on the
+//! flat parameter vector of [`ParamLayout`]. Trainer thread and the pool's workers.
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
@@ -28,7 +29,7 @@ pub(crate) struct Batch {
 pub(crate) struct HandBackend {
     pass: WavenetGrad,
     workspaces: Vec<Workspace>,
-    /// Per worker thread, its share of the gradient.
+    /// Per share of the batch, its part of the gradient.
     partial_gradients: Vec<Vec<f32>>,
 }
 
@@ -55,7 +56,7 @@ pub(crate) enum Backend {
 
 impl Backend {
     /// The backend for `model`, batches of `rows` segments of `segment` scored samples, on
-    /// `threads` worker threads (the hand pass only; candle uses its own pool).
+    /// `threads` shares of the batch (the hand pass only; candle's kernels use the installed pool).
     pub fn new(
         model: &ModelConfig,
         layout: &ParamLayout,
@@ -127,7 +128,7 @@ impl Backend {
 }
 
 impl HandBackend {
-    /// Segments per worker thread.
+    /// Segments per share of the batch.
     fn chunk(&self) -> usize {
         self.workspaces.len().div_ceil(self.partial_gradients.len())
     }
@@ -137,14 +138,14 @@ impl HandBackend {
         let pass = &self.pass;
         let segment = prediction.len() / batch.rows;
         let num_knobs = batch.knobs.len() / batch.rows;
-        std::thread::scope(|scope| {
+        rayon::scope(|scope| {
             for (t, (workspaces, outputs)) in self
                 .workspaces
                 .chunks_mut(chunk)
                 .zip(prediction.chunks_mut(chunk * segment))
                 .enumerate()
             {
-                scope.spawn(move || {
+                scope.spawn(move |_| {
                     for (i, (ws, output)) in workspaces.iter_mut().zip(outputs.chunks_mut(segment)).enumerate() {
                         let row = t * chunk + i;
                         ws.audio
@@ -162,14 +163,14 @@ impl HandBackend {
         let chunk = self.chunk();
         let pass = &self.pass;
         let segment = d_prediction.len() / self.workspaces.len();
-        std::thread::scope(|scope| {
+        rayon::scope(|scope| {
             for ((workspaces, d_outputs), partial) in self
                 .workspaces
                 .chunks_mut(chunk)
                 .zip(d_prediction.chunks(chunk * segment))
                 .zip(self.partial_gradients.iter_mut())
             {
-                scope.spawn(move || {
+                scope.spawn(move |_| {
                     partial.fill(0.0);
                     for (ws, d_output) in workspaces.iter_mut().zip(d_outputs.chunks(segment)) {
                         pass.backward(params, ws, d_output, partial);

@@ -34,6 +34,18 @@ pub enum EffectKind {
     Denoiser,
 }
 
+impl EffectKind {
+    /// Parses the command line's name for a kind: `amp`, `compressor` or `denoiser`.
+    pub fn parse(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "amp" => Ok(EffectKind::AmpCab),
+            "compressor" => Ok(EffectKind::Compressor),
+            "denoiser" => Ok(EffectKind::Denoiser),
+            other => anyhow::bail!("unknown effect '{other}': expected amp, compressor or denoiser"),
+        }
+    }
+}
+
 /// Which loss terms make up the training objective and their weights; the total is the
 /// weighted sum of the terms. A zero weight skips a term entirely (no time spent on it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,6 +76,27 @@ impl Default for Objective {
 }
 
 impl Objective {
+    /// Sets the weight of the term named `term` (`esr`, `esr_preemph`, `esr_a_weighted`,
+    /// `mrstft`, `dc`).
+    pub fn set_weight(&mut self, term: &str, weight: f32) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            weight.is_finite() && weight >= 0.0,
+            "loss weight of '{term}' must be finite and not negative"
+        );
+        let slot = match term {
+            "esr" => &mut self.esr,
+            "esr_preemph" => &mut self.esr_preemph,
+            "esr_a_weighted" => &mut self.esr_a_weighted,
+            "mrstft" => &mut self.mrstft,
+            "dc" => &mut self.dc,
+            other => {
+                anyhow::bail!("unknown loss term '{other}': expected esr, esr_preemph, esr_a_weighted, mrstft or dc")
+            }
+        };
+        *slot = weight;
+        Ok(())
+    }
+
     /// Defaults per effect kind.
     ///
     /// The MRSTFT gradient does not shrink with the error (it is a norm and an L1 distance,

@@ -1,8 +1,9 @@
 //! The training loop: batches, objective, optimiser, validation, roll-back and early
-//! stopping over a flat parameter vector. Trainer thread.
+//! stopping over a flat parameter vector, with hooks through which a driver (the engine's
+//! [`super::Session`], or [`super::train`]) watches, pauses, stops and feeds it. Trainer
+//! thread (a worker of the session's own pool).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use rand::{Rng, SeedableRng};
@@ -14,7 +15,50 @@ use super::objective::ObjectiveEvaluator;
 use super::params::ParamLayout;
 use super::validate::{self, Region};
 use super::{initial_weights, thin, TrainConfig, TrainOutcome, TrainProgress};
-use crate::dataset::Dataset;
+
+/// How long a paused run sleeps between looks at its hooks.
+const PAUSE_POLL: Duration = Duration::from_millis(20);
+
+/// What the loop asks of whoever drives it, between steps. Called on the trainer thread.
+pub(crate) trait Hooks {
+    /// Whether to end the run now (the best checkpoint so far is returned).
+    fn stop_requested(&mut self) -> bool;
+    /// Whether to hold still (paused time does not count against a time budget).
+    fn paused(&mut self) -> bool {
+        false
+    }
+    /// Aligned captures to add to the data while running (their tails join validation).
+    fn new_pairs(&mut self) -> Vec<CapturePair> {
+        Vec::new()
+    }
+    /// After every step.
+    fn progress(&mut self, _progress: &TrainProgress) {}
+    /// Each time validation finds better weights than any before.
+    fn improved(&mut self, _progress: &TrainProgress, _weights: &Weights) {}
+    /// Every `snapshot_every_seconds`, with the best weights by then (`elapsed_seconds` is
+    /// the mark).
+    fn snapshot(&mut self, _progress: &TrainProgress, _weights: &Weights) {}
+}
+
+/// Wall time that stands still while the run is paused.
+struct ActiveClock {
+    start: Instant,
+    paused: Duration,
+}
+
+impl ActiveClock {
+    fn new() -> Self {
+        ActiveClock {
+            start: Instant::now(),
+            paused: Duration::ZERO,
+        }
+    }
+
+    fn seconds(&self) -> f32 {
+        self.start.elapsed().saturating_sub(self.paused).as_secs_f32()
+    }
+}
+use crate::dataset::{CapturePair, Dataset};
 use crate::profile::{TrainingSummary, Weights};
 
 /// Steps over which the learning rate ramps up from zero.
@@ -28,7 +72,7 @@ const MAX_ROLLBACKS: u32 = 20;
 
 pub(super) struct Trainer<'a> {
     config: &'a TrainConfig,
-    dataset: &'a Dataset,
+    dataset: Dataset,
     /// Per capture: where its held-out tail starts (training uses what lies before) and its knobs.
     splits: Vec<Region>,
     layout: ParamLayout,
@@ -43,26 +87,19 @@ pub(super) struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
-    pub fn new(config: &'a TrainConfig, dataset: &'a Dataset) -> Result<Self> {
-        let context = config.model.receptive_field() - 1 + config.warmup_samples();
+    /// A trainer of `config.model` on `dataset`, starting from `start` (fine-tuning) or from
+    /// seeded initial weights.
+    pub fn new(config: &'a TrainConfig, dataset: Dataset, start: Option<&Weights>) -> Result<Self> {
         let splits = (0..dataset.pairs.len())
-            .map(|i| {
-                let len = dataset.pairs[i].input.len();
-                let train_end = ((len as f32) * (1.0 - config.validation_fraction)) as usize;
-                ensure!(
-                    train_end > context + config.segment_samples,
-                    "capture {i} is too short to train on: {len} samples, need more than {} before validation",
-                    context + config.segment_samples
-                );
-                Ok(Region {
-                    start: train_end,
-                    knobs: dataset.normalized_knobs(i),
-                })
-            })
+            .map(|i| split(config, &dataset, i))
             .collect::<Result<Vec<_>>>()?;
+        let context = config.model.receptive_field() - 1 + config.warmup_samples();
         let layout = ParamLayout::new(&config.model);
         // candle's CPU initialisers draw from an unseeded RNG; seeded weights reproduce a run.
-        let params = layout.flatten(&initial_weights(&config.model, config.seed))?;
+        let params = match start {
+            Some(weights) => layout.flatten(weights)?,
+            None => layout.flatten(&initial_weights(&config.model, config.seed))?,
+        };
         let (rows, segment) = (config.batch_size, config.segment_samples);
         let backend = Backend::new(
             &config.model,
@@ -73,6 +110,7 @@ impl<'a> Trainer<'a> {
             config.threads,
         )?;
         let input_samples = context + segment;
+        let sample_rate_hz = dataset.sample_rate as f32;
         Ok(Trainer {
             config,
             dataset,
@@ -81,7 +119,7 @@ impl<'a> Trainer<'a> {
             layout,
             params,
             backend,
-            evaluator: ObjectiveEvaluator::new(&config.objective, dataset.sample_rate as f32, segment),
+            evaluator: ObjectiveEvaluator::new(&config.objective, sample_rate_hz, segment),
             batch: Batch {
                 rows,
                 input_samples,
@@ -123,12 +161,9 @@ impl<'a> Trainer<'a> {
         warmup * self.config.learning_rate as f32 * decay
     }
 
-    fn fraction_done(&self, step: u64, start: Instant) -> f32 {
+    fn fraction_done(&self, step: u64, clock: &ActiveClock) -> f32 {
         let by_steps = self.config.max_steps.map(|n| step as f32 / n.max(1) as f32);
-        let by_time = self
-            .config
-            .max_seconds
-            .map(|s| start.elapsed().as_secs_f32() / s.max(1e-3));
+        let by_time = self.config.max_seconds.map(|s| clock.seconds() / s.max(1e-3));
         match (by_steps, by_time) {
             // With a step budget, the schedule follows steps so fixed seeds reproduce.
             (Some(steps), _) => steps,
@@ -159,16 +194,32 @@ impl<'a> Trainer<'a> {
     }
 
     fn validate(&self, weights: &Weights) -> Result<f32> {
-        Ok(validate::validation_esr(&self.config.model, weights, self.dataset, &self.splits)?.esr)
+        Ok(validate::validation_esr(&self.config.model, weights, &self.dataset, &self.splits)?.esr)
     }
 
-    pub fn run(
-        mut self,
-        stop: Option<&AtomicBool>,
-        progress: &mut (dyn FnMut(&TrainProgress) + Send),
-    ) -> Result<TrainOutcome> {
+    /// Adds captures fed in while running; returns how many were added.
+    fn add_pairs(&mut self, pairs: Vec<CapturePair>, summary: &mut TrainingSummary) -> Result<usize> {
+        let added = pairs.len();
+        for pair in pairs {
+            summary.device_latency_samples.push(pair.latency_samples);
+            summary.data_seconds +=
+                pair.input.len() as f32 * (1.0 - self.config.validation_fraction) / self.dataset.sample_rate as f32;
+            self.dataset.pairs.push(pair);
+            let index = self.dataset.pairs.len() - 1;
+            match split(self.config, &self.dataset, index) {
+                Ok(region) => self.splits.push(region),
+                Err(err) => {
+                    self.dataset.pairs.pop();
+                    return Err(err);
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    pub fn run(mut self, hooks: &mut dyn Hooks) -> Result<TrainOutcome> {
         let config = self.config;
-        let start = Instant::now();
+        let mut clock = ActiveClock::new();
         let mut adam = AdamW::new(self.layout.len(), 0.0);
         let mut lr_scale = 1.0;
         let mut best = self.params.clone();
@@ -181,22 +232,45 @@ impl<'a> Trainer<'a> {
             ..Default::default()
         };
         summary.validation_curve.push((0, best_esr));
-        summary.validation_seconds.push(start.elapsed().as_secs_f32());
+        summary.validation_seconds.push(clock.seconds());
         let (mut step, mut rollbacks, mut stale_validations) = (0u64, 0u32, 0u32);
         let mut recent_loss = f32::INFINITY;
         let mut loss_points = Vec::new();
-        let mut snapshots = Vec::new();
+        let mut snapshots_taken = 0usize;
         loop {
-            let elapsed = start.elapsed().as_secs_f32();
-            let every = config.snapshot_every_seconds;
-            if every > 0.0 && elapsed >= every * (snapshots.len() + 1) as f32 {
-                snapshots.push((every * (snapshots.len() + 1) as f32, self.layout.to_weights(&best)));
+            if hooks.paused() {
+                let since = Instant::now();
+                while hooks.paused() && !hooks.stop_requested() {
+                    std::thread::sleep(PAUSE_POLL);
+                }
+                clock.paused += since.elapsed();
             }
-            let fraction = self.fraction_done(step, start);
+            let fed = hooks.new_pairs();
+            if !fed.is_empty() {
+                self.add_pairs(fed, &mut summary)?;
+                // The validation set grew: re-score the best weights on it, so only weights
+                // that are better on all the data so far count as an improvement.
+                best_esr = self.validate(&self.layout.to_weights(&best))?;
+                stale_validations = 0;
+            }
+            let elapsed = clock.seconds();
+            let every = config.snapshot_every_seconds;
+            if every > 0.0 && elapsed >= every * (snapshots_taken + 1) as f32 {
+                snapshots_taken += 1;
+                let mark = TrainProgress {
+                    step,
+                    loss: recent_loss,
+                    best_validation_esr: best_esr,
+                    elapsed_seconds: every * snapshots_taken as f32,
+                    fraction_done: self.fraction_done(step, &clock),
+                };
+                hooks.snapshot(&mark, &self.layout.to_weights(&best));
+            }
+            let fraction = self.fraction_done(step, &clock);
             // Early stopping only once the learning rate has decayed: at the peak rate the
             // validation error is noisy and a long plateau is no sign of convergence.
             let converged = stale_validations >= config.patience_validations && fraction >= EARLY_STOP_FRACTION;
-            if fraction >= 1.0 || stop.is_some_and(|s| s.load(Ordering::Relaxed)) || converged {
+            if fraction >= 1.0 || hooks.stop_requested() || converged {
                 break;
             }
             let learning_rate = self.learning_rate(step, fraction) * lr_scale;
@@ -220,45 +294,77 @@ impl<'a> Trainer<'a> {
                 loss
             };
             loss_points.push((step, loss));
-            if step % config.validate_every_steps == 0 {
-                let esr = self.validate(&self.layout.to_weights(&self.params))?;
+            let validate_now = step % config.validate_every_steps == 0;
+            let mut improved = false;
+            if validate_now {
+                let weights = self.layout.to_weights(&self.params);
+                let esr = self.validate(&weights)?;
                 summary.validation_curve.push((step, esr));
-                summary.validation_seconds.push(start.elapsed().as_secs_f32());
+                summary.validation_seconds.push(clock.seconds());
                 if esr.is_finite() && esr < best_esr {
                     best.copy_from_slice(&self.params);
-                    (best_esr, stale_validations) = (esr, 0);
+                    (best_esr, stale_validations, improved) = (esr, 0, true);
                 } else {
                     stale_validations += 1;
                 }
             }
-            progress(&TrainProgress {
+            let report = TrainProgress {
                 step,
                 loss,
                 best_validation_esr: best_esr,
-                elapsed_seconds: start.elapsed().as_secs_f32(),
-                fraction_done: self.fraction_done(step, start),
-            });
+                elapsed_seconds: clock.seconds(),
+                fraction_done: self.fraction_done(step, &clock),
+            };
+            if improved {
+                hooks.improved(&report, &self.layout.to_weights(&best));
+            }
+            hooks.progress(&report);
         }
         // Score the latest weights too, in case the run ended between validations.
         if step % config.validate_every_steps != 0 {
             let esr = self.validate(&self.layout.to_weights(&self.params))?;
             summary.validation_curve.push((step, esr));
-            summary.validation_seconds.push(start.elapsed().as_secs_f32());
+            summary.validation_seconds.push(clock.seconds());
             if esr.is_finite() && esr < best_esr {
                 best.copy_from_slice(&self.params);
+                best_esr = esr;
+                let report = TrainProgress {
+                    step,
+                    loss: recent_loss,
+                    best_validation_esr: best_esr,
+                    elapsed_seconds: clock.seconds(),
+                    fraction_done: self.fraction_done(step, &clock),
+                };
+                hooks.improved(&report, &self.layout.to_weights(&best));
             }
         }
         let weights = self.layout.to_weights(&best);
-        let accuracy = validate::validation_esr(&config.model, &weights, self.dataset, &self.splits)?;
+        let accuracy = validate::validation_esr(&config.model, &weights, &self.dataset, &self.splits)?;
         summary.steps = step;
-        summary.wall_seconds = start.elapsed().as_secs_f32();
+        summary.wall_seconds = clock.seconds();
         summary.loss_curve = thin(&loss_points, 48);
         Ok(TrainOutcome {
             weights,
             accuracy,
             summary,
             rollbacks,
-            snapshots,
         })
     }
+}
+
+/// Where capture `index`'s held-out tail starts (training uses what lies before), checked to
+/// leave enough to train on.
+fn split(config: &TrainConfig, dataset: &Dataset, index: usize) -> Result<Region> {
+    let context = config.model.receptive_field() - 1 + config.warmup_samples();
+    let len = dataset.pairs[index].input.len();
+    let train_end = ((len as f32) * (1.0 - config.validation_fraction)) as usize;
+    ensure!(
+        train_end > context + config.segment_samples,
+        "capture {index} is too short to train on: {len} samples, need more than {} before validation",
+        context + config.segment_samples
+    );
+    Ok(Region {
+        start: train_end,
+        knobs: dataset.normalized_knobs(index),
+    })
 }
