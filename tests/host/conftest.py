@@ -51,12 +51,13 @@ class Fixture:
         doppel("signal", "--kind", "phrase", "--seconds", "2", "--seed", "22", "--out", str(self.phrase_path))
         self.phrase = read_wav(self.phrase_path)
 
-    def cli_process(self, *knobs: str) -> np.ndarray:
-        """`doppel process` of the phrase with `--knob` settings like "gain=5"."""
-        out = self.folder / f"cli_{'_'.join(knobs) or 'default'}.wav"
+    def cli_process(self, *knobs: str, raw: bool = False) -> np.ndarray:
+        """`doppel process` of the phrase with `--knob` settings like "gain=5" (`raw`: with
+        `--raw`, the reported latency left in)."""
+        out = self.folder / f"cli_{'_'.join(knobs) or 'default'}{'_raw' if raw else ''}.wav"
         knob_args = [arg for knob in knobs for arg in ("--knob", knob)]
         doppel("process", "--profile", str(self.profile), "--input", str(self.phrase_path), "--output", str(out),
-               *knob_args)
+               *knob_args, *(["--raw"] if raw else []))
         return read_wav(out)
 
 

@@ -6,13 +6,14 @@ on any allocation in `process` there, so merely surviving the buffer-size test i
 that the audio thread does not allocate.
 """
 
+import json
 import os
 
 import numpy as np
 import pedalboard
 import pytest
 
-from conftest import DOPPEL_VST3, SAMPLE_RATE
+from conftest import DOPPEL_VST3, SAMPLE_RATE, doppel
 
 # Largest difference allowed between the plugin and `doppel process`, between buffer sizes
 # and after a state round trip. All run the same streaming kernel in f32 on the same samples,
@@ -139,3 +140,30 @@ def test_state_carries_the_profile_to_a_fresh_instance(plugin, fixture, referenc
     out = play(restored, fixture.phrase)
     diff = max_diff(out, reference_output)
     assert diff < SAME_OUTPUT_TOLERANCE, f"restored instance differs by up to {diff}"
+
+
+def test_the_plugin_reports_the_profiles_latency_and_the_host_compensates_it(plugin, fixture, reference_output):
+    info = json.loads(doppel("info", str(fixture.profile), "--json"))
+    latency = info["latency_samples"]
+    # The built-in amp's linear-phase oversampler rings ahead of its peak: training keeps a margin.
+    assert latency > 0, "the host-test profile should carry a nonzero latency"
+    assert plugin.reported_latency_samples == latency
+    # pedalboard removes the reported latency as a DAW's delay compensation does, so the
+    # plugin's output lines up with `doppel process` (aligned) and `--raw` is it `latency` later.
+    raw = fixture.cli_process(raw=True)
+    assert max_diff(raw[latency:], reference_output[: len(raw) - latency]) < SAME_OUTPUT_TOLERANCE
+
+
+def test_half_mix_adds_the_dry_signal_in_time_with_the_model(fixture, reference_output):
+    plugin = load(fixture.profile)
+    plugin.parameters["mix"].raw_value = 0.5
+    # The host delivers the change with the next block; the reset in `play` then starts the
+    # phrase at 50 % rather than mid-ramp from 100 %.
+    plugin.process(np.zeros((2, 64), dtype=np.float32), SAMPLE_RATE)
+    out = play(plugin, fixture.phrase)
+    # Dry delayed by exactly the reported latency: after the host's compensation the dry part is
+    # the input itself, sample for sample, and the wet part the aligned model output. A dry path
+    # off by the latency would leave a comb filter (here a difference of about the signal's size).
+    expected = 0.5 * fixture.phrase + 0.5 * reference_output
+    diff = max_diff(out, expected)
+    assert diff < 1e-5, f"half mix differs from half dry + half model by up to {diff}"

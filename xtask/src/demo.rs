@@ -107,11 +107,17 @@ pub fn run() -> Result<()> {
     println!("  VST3 plugin  {}", bundled.join("Doppel.vst3").display());
     println!("  training     validation ESR {}", number(&trained, "esr"));
     println!(
-        "  held-out     ESR {}, pre-emphasised ESR {}, SNR {} dB over {} s",
+        "  held-out     ESR {} as a DAW plays it (best lag: {}), pre-emphasised ESR {}, SNR {} dB over {} s",
         number(&held_out, "esr"),
+        number(&held_out, "esr_best_lag"),
         number(&held_out, "esr_preemph"),
         fixed(&held_out, "snr_db"),
         fixed(&held_out, "seconds")
+    );
+    println!(
+        "  latency      {} samples, reported to the host (device latency {} samples)",
+        whole(&trained, "profile_latency_samples"),
+        whole(&trained, "latency_samples")
     );
     println!("  The bundled plugin plays this profile until you load another one.");
     Ok(())
@@ -151,6 +157,13 @@ fn number(report: &serde_json::Value, key: &str) -> String {
 }
 
 /// A number field of a JSON report with one decimal; "?" when absent.
+fn whole(report: &serde_json::Value, key: &str) -> String {
+    report
+        .get(key)
+        .and_then(serde_json::Value::as_i64)
+        .map_or_else(|| "?".to_owned(), |value| value.to_string())
+}
+
 fn fixed(report: &serde_json::Value, key: &str) -> String {
     report
         .get(key)
