@@ -150,7 +150,7 @@ for size in $SIZES; do
             printf '%s\t%s\n' "${seconds%.doppel}" "$(json_get "$run/snapshot_eval.json" esr)"
         done >"$run/doppel_curve.tsv"
         latency=$(json_get "$run/doppel_train.json" latency_samples)
-        phrase_latency=$(json_get "$run/doppel_eval.json" latency_samples)
+        phrase_latency=$(json_get "$run/doppel_eval.json" measured_latency_samples)
         if [[ $NAM_MARGIN == auto ]]; then
             "$DOPPEL" info "$run/doppel.doppel" --json >"$run/doppel_info.json"
             margin=$(json_get "$run/doppel_info.json" training.alignment_margin_samples)
@@ -171,7 +171,7 @@ EOF
         wants nam || continue
         # NAM learns the target that Doppel's latest run aligned to.
         latency=$(json_get "$run/doppel_train.json" latency_samples)
-        phrase_latency=$(json_get "$run/doppel_eval.json" latency_samples)
+        phrase_latency=$(json_get "$run/doppel_eval.json" measured_latency_samples)
         if [[ $NAM_MARGIN == auto ]]; then
             "$DOPPEL" info "$run/doppel.doppel" --json >"$run/doppel_info.json"
             margin=$(json_get "$run/doppel_info.json" training.alignment_margin_samples)

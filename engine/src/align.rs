@@ -80,18 +80,10 @@ pub fn estimate_latency(input: &[f32], target: &[f32], max_latency_samples: usiz
     let mut planner = RealFftPlanner::<f64>::new();
     let forward = planner.plan_fft_forward(fft_size);
     let inverse = planner.plan_fft_inverse(fft_size);
-    let window: Vec<f64> = (0..segment)
-        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * (i as f64 + 0.5) / segment as f64).cos())
-        .collect();
+    let window = hann(segment);
     let (mut x_time, mut y_time) = (forward.make_input_vec(), forward.make_input_vec());
     let (mut x_freq, mut y_freq) = (forward.make_output_vec(), forward.make_output_vec());
     let mut cross = vec![realfft::num_complex::Complex::new(0.0f64, 0.0); x_freq.len()];
-    let sample = |signal: &[f32], index: i64| -> f64 {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| signal.get(i))
-            .map_or(0.0, |&v| if v.is_finite() { v as f64 } else { 0.0 })
-    };
 
     let mut start = 0usize;
     loop {
@@ -153,6 +145,21 @@ pub fn estimate_latency(input: &[f32], target: &[f32], max_latency_samples: usiz
         latency_samples: best as i64 - max_lag as i64,
         confidence,
     })
+}
+
+/// A Hann window of `length` samples, sampled at the centres of the samples.
+fn hann(length: usize) -> Vec<f64> {
+    (0..length)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * (i as f64 + 0.5) / length as f64).cos())
+        .collect()
+}
+
+/// `signal[index]` as `f64`: 0 outside the signal and for a non-finite sample.
+fn sample(signal: &[f32], index: i64) -> f64 {
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| signal.get(i))
+        .map_or(0.0, |&v| if v.is_finite() { v as f64 } else { 0.0 })
 }
 
 /// Shifts the pair so that `target[n]` lines up with `input[n]` given the target's

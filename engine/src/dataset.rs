@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use serde::Deserialize;
 
+use crate::align::{align_pair, estimate_latency, pre_ring_samples};
+use crate::model::MAX_KNOBS;
+use crate::profile::{KnobDescriptor, TrainingSummary};
+use crate::signal::replicate_ranges;
+use crate::wav::{read_wav_mono, WavAudio};
+
 mod replicate;
 
 pub use replicate::{replicate_esr, replicate_note, REPLICATE_ESR_LIMIT};
-
-use crate::align::{align_pair, estimate_latency, pre_ring_samples};
-use crate::model::MAX_KNOBS;
-use crate::profile::KnobDescriptor;
-use crate::wav::{read_wav_mono, WavAudio};
 
 /// RMS below this (about -100 dBFS) counts as silence.
 const SILENCE_RMS: f32 = 1e-5;
@@ -44,7 +45,7 @@ pub struct Dataset {
     /// Notes worth showing the user (downmixes, inferred ranges).
     pub notes: Vec<String>,
     /// Samples by which each target was left late of its measured latency (see
-    /// [`LoadOptions::causality_margin_seconds`]).
+    /// [`LoadOptions::margin`]): the latency of a profile trained on it.
     pub alignment_margin_samples: i64,
 }
 
@@ -61,6 +62,38 @@ impl Dataset {
     /// Total aligned audio, in seconds.
     pub fn seconds(&self) -> f32 {
         self.pairs.iter().map(|p| p.input.len()).sum::<usize>() as f32 / self.sample_rate as f32
+    }
+
+    /// Aligned audio that trains (each capture's held-out tail excluded), in seconds.
+    pub fn training_seconds(&self, validation_fraction: f32) -> f32 {
+        self.seconds() * (1.0 - validation_fraction)
+    }
+
+    /// The training summary of a run on this data before its first step: data, latencies,
+    /// margin and seed.
+    pub fn training_summary(&self, validation_fraction: f32, seed: u64) -> TrainingSummary {
+        TrainingSummary {
+            data_seconds: self.training_seconds(validation_fraction),
+            device_latency_samples: self.pairs.iter().map(|p| p.latency_samples).collect(),
+            alignment_margin_samples: self.alignment_margin_samples,
+            seed,
+            ..Default::default()
+        }
+    }
+
+    /// Checks that `values` (in [`Dataset::knobs`] order) lie within the knobs' ranges;
+    /// `label` names the capture in the error.
+    pub fn check_knob_values(&self, values: &[f32], label: &str) -> Result<()> {
+        for (knob, &value) in self.knobs.iter().zip(values) {
+            ensure!(
+                (knob.min..=knob.max).contains(&value),
+                "capture {label} sets knob '{}' to {value}, outside its range {}..{}",
+                knob.name,
+                knob.min,
+                knob.max
+            );
+        }
+        Ok(())
     }
 }
 
@@ -327,6 +360,7 @@ pub fn build_dataset(
         MarginPolicy::Fixed(samples) => samples,
         MarginPolicy::Measured { max_samples } => {
             let mut margin = 0;
+            let mut measured = false;
             for (capture, &latency) in captures.iter().zip(&latencies) {
                 if let Some(found) =
                     pre_ring_samples(&capture.input.samples, &capture.target.samples, latency, max_samples)
@@ -338,7 +372,11 @@ pub fn build_dataset(
                         found.margin_samples
                     ));
                     margin = margin.max(found.margin_samples as i64);
+                    measured = true;
                 }
+            }
+            if !measured {
+                notes.push("the captures are too short or quiet to measure the device's pre-ringing: margin 0 (set one with --margin)".into());
             }
             margin
         }
@@ -398,16 +436,7 @@ impl Dataset {
             options.max_latency_seconds,
         )?;
         let pair = align_measured(capture, &names, latency, self.alignment_margin_samples)?;
-        for (knob, &value) in self.knobs.iter().zip(&pair.knob_values) {
-            ensure!(
-                (knob.min..=knob.max).contains(&value),
-                "capture {} sets knob '{}' to {value}, outside its range {}..{}",
-                capture.target_label.display(),
-                knob.name,
-                knob.min,
-                knob.max
-            );
-        }
+        self.check_knob_values(&pair.knob_values, &capture.target_label.display().to_string())?;
         Ok(pair)
     }
 }
@@ -419,11 +448,15 @@ fn align_measured(
     latency_samples: i64,
     margin_samples: i64,
 ) -> Result<CapturePair> {
-    let (input, target) = align_pair(
-        &capture.input.samples,
-        &capture.target.samples,
-        latency_samples - margin_samples,
-    );
+    let shift = latency_samples - margin_samples;
+    let (mut input, mut target) = align_pair(&capture.input.samples, &capture.target.samples, shift);
+    // The capture signal's replicate repeats audio from its training part: it checks the
+    // device, and must neither train nor sit in the validation tail (which it would flatter).
+    if let Some((_, repeat)) = replicate_ranges(capture.input.sample_rate, &capture.input.samples) {
+        let keep = repeat.start.saturating_sub((-shift).max(0) as usize);
+        input.truncate(keep);
+        target.truncate(keep);
+    }
     ensure!(
         input.len() >= capture.input.sample_rate as usize,
         "capture {} is shorter than one second after alignment",
@@ -486,54 +519,4 @@ fn settle_knob(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_value_knob_gets_a_range_with_a_note() {
-        let mut notes = Vec::new();
-        let knob = settle_knob("gain", [8.0].into_iter(), None, &mut notes).unwrap();
-        assert_eq!((knob.min, knob.max, knob.default), (0.0, 16.0, 8.0));
-        assert_eq!(notes.len(), 1);
-    }
-
-    #[test]
-    fn explicit_range_wins_and_must_contain_values() {
-        let mut notes = Vec::new();
-        let range = KnobRangeSpec {
-            min: Some(0.0),
-            max: Some(10.0),
-            default: Some(5.0),
-            unit: Some("dB".into()),
-        };
-        let knob = settle_knob("gain", [2.0, 8.0].into_iter(), Some(&range), &mut notes).unwrap();
-        assert_eq!(
-            (knob.min, knob.max, knob.default, knob.unit.as_str()),
-            (0.0, 10.0, 5.0, "dB")
-        );
-        let narrow = KnobRangeSpec {
-            min: Some(3.0),
-            max: Some(4.0),
-            ..Default::default()
-        };
-        let err = settle_knob("gain", [2.0, 8.0].into_iter(), Some(&narrow), &mut notes).unwrap_err();
-        assert!(err.to_string().contains("outside"), "{err}");
-    }
-
-    #[test]
-    fn captures_file_parses_paths_relative_to_itself() {
-        let dir = std::env::temp_dir().join(format!("doppel-captures-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("captures.toml");
-        std::fs::write(
-            &path,
-            "[[capture]]\ninput = \"di.wav\"\ntarget = \"g3.wav\"\nknobs = { gain = 3.0 }\n\n[knobs.gain]\nmin = 0.0\nmax = 10.0\n",
-        )
-        .unwrap();
-        let file = CapturesFile::load(&path).unwrap();
-        assert_eq!(file.capture[0].input, dir.join("di.wav"));
-        assert_eq!(file.capture[0].knobs["gain"], 3.0);
-        assert_eq!(file.knobs["gain"].max, Some(10.0));
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-}
+mod tests;

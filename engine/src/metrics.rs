@@ -129,26 +129,35 @@ pub fn measure(prediction: &[f32], target: &[f32]) -> Metrics {
     }
 }
 
-/// The lag within `±max_lag` samples at which `prediction` matches `target` best, and the ESR
+/// The lag within `±max_lag_samples` at which `prediction` matches `target` best, and the ESR
 /// there: `(lag, esr)`, a positive lag meaning the prediction runs late (`prediction[n + lag]`
-/// lines up with `target[n]`). Both are compared over the same `max_lag`-trimmed span at every
-/// lag. A report quotes it only beside the ESR as played (lag 0): it shows how much of an
-/// error is timing.
-pub fn best_lag_esr(prediction: &[f32], target: &[f32], max_lag: usize) -> (i64, f32) {
-    let length = prediction.len().min(target.len());
+/// lines up with `target[n]`). Every lag is compared over the same span, `max_lag_samples`
+/// trimmed from each end; at lag 0 the whole-length [`esr`] is returned, so a profile whose
+/// timing is right gets the figure as played. A report quotes it only beside the ESR as played
+/// (lag 0): it shows how much of an error is timing.
+pub fn best_lag_esr(prediction: &[f32], target: &[f32], max_lag_samples: usize) -> (i64, f32) {
+    let played = esr(prediction, target);
+    let (length, max_lag) = (prediction.len().min(target.len()), max_lag_samples);
     if length <= 2 * max_lag {
-        return (0, esr(prediction, target));
+        return (0, played);
     }
     let scored = &target[max_lag..length - max_lag];
-    (-(max_lag as i64)..=max_lag as i64)
-        .map(|lag| {
-            let from = (max_lag as i64 + lag) as usize;
-            (lag, esr(&prediction[from..from + scored.len()], scored))
-        })
-        .fold(
-            (0, f32::INFINITY),
-            |best, candidate| if candidate.1 < best.1 { candidate } else { best },
-        )
+    let at = |lag: i64| {
+        let from = (max_lag as i64 + lag) as usize;
+        esr(&prediction[from..from + scored.len()], scored)
+    };
+    let (lag, best) =
+        (-(max_lag as i64)..=max_lag as i64)
+            .map(|lag| (lag, at(lag)))
+            .fold(
+                (0, f32::INFINITY),
+                |best, candidate| if candidate.1 < best.1 { candidate } else { best },
+            );
+    if lag == 0 {
+        (0, played)
+    } else {
+        (lag, best)
+    }
 }
 
 /// Amplitude (peak) of the `frequency_hz` component of `signal`, by correlation with a

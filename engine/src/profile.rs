@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ModelConfig, MAX_KNOBS};
 
+mod fixtures;
+mod write;
+
+pub use write::{ensure_writable, write_atomically};
+
 /// Current profile format version, written into every new profile.
 pub const FORMAT_VERSION: u32 = 1;
 /// Oldest profile format version this build still reads.
@@ -87,12 +92,12 @@ pub struct TrainingSummary {
     pub data_seconds: f32,
     /// Optimiser steps taken.
     pub steps: u64,
-    /// Wall-clock training time in seconds.
+    /// Wall-clock training time in seconds (paused time excluded).
     pub wall_seconds: f32,
     /// Device latency found by alignment (or given), in samples, per capture.
     pub device_latency_samples: Vec<i64>,
     /// Samples the targets were left late of their measured latency (the model's output
-    /// is that much later than the device's); evaluation aligns the same way.
+    /// is that much later than the device's): the profile's `latency_samples`.
     #[serde(default)]
     pub alignment_margin_samples: i64,
     /// Seed of the run.
@@ -104,6 +109,15 @@ pub struct TrainingSummary {
     /// Seconds since training started at each entry of `validation_curve`.
     #[serde(default)]
     pub validation_seconds: Vec<f32>,
+}
+
+impl TrainingSummary {
+    /// The device latency training measured, when every capture agreed on one: what a
+    /// profile's output is scored against.
+    pub fn device_latency(&self) -> Option<i64> {
+        let first = *self.device_latency_samples.first()?;
+        self.device_latency_samples.iter().all(|&l| l == first).then_some(first)
+    }
 }
 
 /// Accuracy measured on held-out audio the model never trained on.
@@ -183,7 +197,8 @@ pub struct ProfileMeta {
     pub sample_rate: u32,
     /// Conditioning knobs, in model input order.
     pub knobs: Vec<KnobDescriptor>,
-    /// Latency the model adds, in samples (0: no lookahead).
+    /// How many samples late the model's output is (the causality margin it was trained
+    /// with); hosts are told, and playback and evaluation remove it.
     pub latency_samples: u32,
     /// How it was trained, if it was trained by Doppel.
     #[serde(default)]
@@ -346,83 +361,6 @@ impl Profile {
         Ok(profile)
     }
 
-    /// A small deterministic profile for tests and examples: the `architecture` preset at
-    /// `size` with two knobs ("gain" 0..10, default 5; "level" -12..0 dB, default -6),
-    /// 48 kHz, and weights from [`Weights::random`] with `seed` and scale 0.2. Not trained.
-    pub fn fixture(architecture: &str, size: crate::model::Size, name: &str, seed: u64) -> Result<Self> {
-        let model = ModelConfig::preset(architecture, size, 2)?;
-        let weights = Weights::random(&model, seed, 0.2);
-        let knob = |name: &str, min, max, default, unit: &str| KnobDescriptor {
-            name: name.into(),
-            min,
-            max,
-            default,
-            unit: unit.into(),
-        };
-        let meta = ProfileMeta {
-            format_version: FORMAT_VERSION,
-            name: name.into(),
-            notes: String::new(),
-            model,
-            sample_rate: 48_000,
-            knobs: vec![knob("gain", 0.0, 10.0, 5.0, ""), knob("level", -12.0, 0.0, -6.0, "dB")],
-            latency_samples: 0,
-            training: None,
-            accuracy: None,
-            calibration: None,
-        };
-        Profile::new(meta, weights)
-    }
-
-    /// A WaveNet that plays its input `latency_samples` late through a tanh and reports that
-    /// latency, for latency and delay-compensation tests: one layer whose only tap is
-    /// `latency_samples` back, so `y[n] = tanh(x[n-L])`. For quiet input (|x| <= 0.01, -40
-    /// dBFS) that is `x[n-L]` within 5e-7; louder input is soft-clipped. 48 kHz, no knobs.
-    pub fn delay_fixture(latency_samples: u32) -> Result<Self> {
-        use crate::model::{LayerArrayConfig, WavenetConfig};
-        ensure!(
-            latency_samples >= 1,
-            "a delay fixture needs a latency of at least one sample"
-        );
-        let model = ModelConfig::Wavenet(WavenetConfig {
-            num_knobs: 0,
-            layer_arrays: vec![LayerArrayConfig {
-                input_size: 1,
-                condition_size: 1,
-                channels: 1,
-                head_size: 1,
-                kernel_size: 2,
-                dilations: vec![latency_samples as usize],
-                gated: false,
-                head_bias: false,
-            }],
-            head_scale: 1.0,
-        });
-        let mut weights = Weights::default();
-        for (name, shape) in model.tensor_shapes() {
-            let count = shape.iter().product();
-            let mut data = vec![0.0; count];
-            // Tap 0 of a kernel of 2 reads `dilation` samples back; the rest stays zero.
-            if name.ends_with("rechannel.weight") || name.ends_with("conv.weight") {
-                data[0] = 1.0;
-            }
-            weights.insert(name, shape, data);
-        }
-        let meta = ProfileMeta {
-            format_version: FORMAT_VERSION,
-            name: format!("{latency_samples}-sample delay"),
-            notes: String::new(),
-            model,
-            sample_rate: 48_000,
-            knobs: Vec::new(),
-            latency_samples,
-            training: None,
-            accuracy: None,
-            calibration: None,
-        };
-        Profile::new(meta, weights)
-    }
-
     /// Checks everything a kernel relies on; see the module docs.
     pub fn validate(&self) -> Result<()> {
         let meta = &self.meta;
@@ -470,7 +408,14 @@ impl Profile {
             .as_ref()
             .and_then(|m| m.get(HEADER_KEY))
             .context("no Doppel header in the file's metadata (not a .doppel profile?)")?;
-        let meta: ProfileMeta = serde_json::from_str(header).context("unreadable profile header")?;
+        let mut meta: ProfileMeta = serde_json::from_str(header).context("unreadable profile header")?;
+        // Profiles trained before the header told the truth say 0 but play their training
+        // margin late: read them as what they are.
+        if let Some(margin) = meta.training.as_ref().map(|t| t.alignment_margin_samples) {
+            if meta.latency_samples == 0 && margin > 0 {
+                meta.latency_samples = u32::try_from(margin).context("training margin out of range")?;
+            }
+        }
         let tensors = safetensors::SafeTensors::deserialize(bytes).context("unreadable tensors")?;
         let mut weights = Weights::default();
         for (name, view) in tensors.tensors() {
@@ -523,23 +468,10 @@ impl Profile {
         Profile::from_bytes(&bytes).with_context(|| format!("bad profile {}", path.display()))
     }
 
-    /// Writes the profile to `path` atomically: into a temporary file beside it, synced, then
-    /// renamed over it, so a crash or Ctrl-C never leaves a half-written profile.
+    /// Writes the profile to `path` atomically (see [`write_atomically`]).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let bytes = self.to_bytes()?;
-        let temporary = temporary_path(path);
-        let written = (|| -> std::io::Result<()> {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&temporary)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temporary);
-        }
-        written.with_context(|| format!("cannot write profile {}", path.display()))
+        write_atomically(path, &self.to_bytes()?).with_context(|| format!("cannot write profile {}", path.display()))
     }
 
     /// The knob named `name` (case-insensitive) and its index.
@@ -563,35 +495,6 @@ impl Profile {
         }
         Ok(self.meta.knobs.iter().zip(plain).map(|(k, v)| k.normalize(v)).collect())
     }
-}
-
-/// Where [`Profile::save`] writes before renaming: a hidden file in the same folder (a
-/// rename is atomic only within one file system).
-fn temporary_path(path: &Path) -> std::path::PathBuf {
-    let name = path
-        .file_name()
-        .map_or("profile".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
-}
-
-/// Checks, before any work is done, that a profile can be written to `path`: not a folder,
-/// in a folder that exists and accepts a new file.
-pub fn ensure_writable(path: &Path) -> Result<()> {
-    ensure!(!path.is_dir(), "{} is a folder, not a profile file", path.display());
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    ensure!(
-        folder.is_dir(),
-        "cannot write {}: folder {} does not exist",
-        path.display(),
-        folder.display()
-    );
-    let probe = temporary_path(path);
-    std::fs::write(&probe, b"").with_context(|| format!("cannot write to {}", folder.display()))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
 }
 
 #[cfg(test)]

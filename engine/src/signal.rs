@@ -87,6 +87,12 @@ fn layout_of(sample_rate: u32, total: usize) -> Vec<(CaptureSection, Range<usize
         start += length;
     }
     let replicate = ((3.0 * sample_rate as f32) as usize).min(rest * 4 / 100);
+    // Too short to check anything: the plucks keep the time.
+    let replicate = if (replicate as f32) < MIN_REPLICATE_SECONDS * sample_rate as f32 / 0.97 {
+        0
+    } else {
+        replicate
+    };
     layout.push((CaptureSection::Plucks, start..total - replicate));
     layout.push((CaptureSection::Replicate, total - replicate..total));
     layout

@@ -36,9 +36,12 @@ pub use session::{
     DEFAULT_MAX_MARGIN_SAMPLES,
 };
 
-/// Stack size of each training worker, in bytes (candle's backward pass recurses deeply;
-/// this is address space, committed only as used).
-const WORKER_STACK_BYTES: usize = 512 << 20;
+/// Stack size of each training worker of a recurrent model, in bytes: candle's backward pass
+/// recurses once per graph node, tens of thousands deep for a few thousand time steps (address
+/// space, committed only as used).
+const CANDLE_WORKER_STACK_BYTES: usize = 512 << 20;
+/// Stack size of each training worker of a WaveNet (the hand-derived pass does not recurse).
+const HAND_WORKER_STACK_BYTES: usize = 8 << 20;
 
 /// Hyperparameters of a training run.
 #[derive(Clone, Debug)]
@@ -47,7 +50,7 @@ pub struct TrainConfig {
     pub model: ModelConfig,
     /// Stop after this many optimiser steps.
     pub max_steps: Option<u64>,
-    /// Stop after this much wall time, in seconds (validation included).
+    /// Stop after this much wall time, in seconds (validation included, paused time not).
     pub max_seconds: Option<f32>,
     /// Seed for initialisation and batch sampling.
     pub seed: u64,
@@ -70,10 +73,12 @@ pub struct TrainConfig {
     pub gradient_clip: f32,
     /// Loss terms and their weights.
     pub objective: Objective,
-    /// Worker threads for the gradient (WaveNet); all cores by default.
+    /// Worker threads of the run's own pool (the gradient, the objective and candle's kernels);
+    /// all cores by default.
     pub threads: usize,
-    /// Keep a snapshot of the best weights so far each time this much wall time passes,
-    /// in seconds (none when 0): the accuracy-versus-time curve of one run.
+    /// Report a snapshot of the best weights so far each time this much wall time passes, in
+    /// seconds (none when 0): the accuracy-versus-time curve of one run ([`Session`] reports
+    /// them as [`SessionEvent::Snapshot`]; [`train`] has nowhere to and ignores it).
     pub snapshot_every_seconds: f32,
 }
 
@@ -121,7 +126,7 @@ pub struct TrainProgress {
     pub loss: f32,
     /// Best validation ESR so far (infinite before the first validation).
     pub best_validation_esr: f32,
-    /// Seconds since training started.
+    /// Seconds since training started, paused time excluded.
     pub elapsed_seconds: f32,
     /// Fraction of the budget used, 0..1.
     pub fraction_done: f32,
@@ -163,19 +168,33 @@ pub fn train(
         }
     }
     check_config(config, dataset)?;
-    let pool = worker_pool(config.threads)?;
+    let pool = worker_pool(config.threads, &config.model)?;
     let mut hooks = Plain { stop, progress };
-    pool.install(|| runner::Trainer::new(config, dataset.clone(), None)?.run(&mut hooks))
+    run_in(&pool, || {
+        runner::Trainer::new(config, dataset.clone(), None)?.run(&mut hooks)
+    })
 }
 
-/// A pool of `threads` training workers (at least one) that a run installs itself in.
-fn worker_pool(threads: usize) -> Result<rayon::ThreadPool> {
+/// A pool of `threads` training workers (at least one) for `model` that a run installs itself
+/// in. Dropping it lets its workers finish and exit.
+fn worker_pool(threads: usize, model: &ModelConfig) -> Result<rayon::ThreadPool> {
+    let stack_bytes = match model {
+        ModelConfig::Wavenet(_) => HAND_WORKER_STACK_BYTES,
+        ModelConfig::Lstm(_) | ModelConfig::Gru(_) => CANDLE_WORKER_STACK_BYTES,
+    };
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
-        .stack_size(WORKER_STACK_BYTES)
+        .stack_size(stack_bytes)
         .thread_name(|i| format!("doppel-train-{i}"))
         .build()
         .context("cannot start the training workers")
+}
+
+/// Runs `work` on `pool` (so every parallel loop inside it uses the pool's workers), turning a
+/// panic into an error instead of unwinding into the caller (the CLI, or the plugin's host).
+fn run_in<T: Send>(pool: &rayon::ThreadPool, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.install(work)))
+        .map_err(|_| anyhow::anyhow!("the training thread panicked"))?
 }
 
 /// Checks that `config` can train on `dataset`.

@@ -232,7 +232,7 @@ impl Plugin for Doppel {
                 .observe_capture_return(capture_return.as_slice_immutable());
         }
         self.processor.process(buffer.as_slice(), &controls);
-        // A swapped-in model may change the latency (0 for today's causal models).
+        // A swapped-in model may report another latency (its training margin): tell the host.
         let latency_samples = self.processor.model().latency_samples();
         if latency_samples != self.reported_latency_samples {
             self.reported_latency_samples = latency_samples;

@@ -257,10 +257,9 @@ fn process_output_reproduces_the_eval_score() {
         "ESR of process's output {own_esr} vs eval's {eval_esr}, tolerance {tolerance}"
     );
     assert!(number(&report, "esr_best_lag") <= eval_esr + 1e-9);
-    assert_eq!(
-        number(&report, "best_lag_samples"),
-        0.0,
-        "the reported latency is the right one"
+    assert!(
+        number(&report, "best_lag_samples").abs() <= 1.0,
+        "the reported latency is the right one: {report}"
     );
 
     // `--raw` writes the stream the plugin plays: the same output, the latency left in.

@@ -156,7 +156,7 @@ fn number(report: &serde_json::Value, key: &str) -> String {
     }
 }
 
-/// A number field of a JSON report with one decimal; "?" when absent.
+/// A whole-number field of a JSON report; "?" when absent.
 fn whole(report: &serde_json::Value, key: &str) -> String {
     report
         .get(key)
@@ -164,6 +164,7 @@ fn whole(report: &serde_json::Value, key: &str) -> String {
         .map_or_else(|| "?".to_owned(), |value| value.to_string())
 }
 
+/// A number field of a JSON report with one decimal; "?" when absent.
 fn fixed(report: &serde_json::Value, key: &str) -> String {
     report
         .get(key)

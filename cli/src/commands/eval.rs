@@ -39,31 +39,30 @@ pub struct EvalArgs {
     json: bool,
 }
 
-/// The device latency training measured, when every capture agreed on one.
-fn training_latency(profile: &Profile) -> Option<i64> {
-    let latencies = &profile.meta.training.as_ref()?.device_latency_samples;
-    let first = *latencies.first()?;
-    latencies.iter().all(|&l| l == first).then_some(first)
-}
-
 /// Aligns, plays and scores.
 pub fn run(args: EvalArgs) -> Result<()> {
     let profile = Profile::load(&args.profile)?;
     let input = super::read_input_for(&profile, &args.input)?;
     let target = read_wav_mono(&args.target)?;
     let max_latency_seconds = LoadOptions::default().max_latency_seconds;
-    let measured = measure_capture(
-        (&input, &args.input),
-        (&target, &args.target),
-        None,
-        max_latency_seconds,
-    )?;
-    let (device_latency, source) = match (args.latency, training_latency(&profile)) {
-        (Some(latency), _) => (latency, "given"),
-        (None, Some(latency)) => (latency, "training"),
-        (None, None) => (measured, "measured"),
+    let measure_latency = || {
+        measure_capture(
+            (&input, &args.input),
+            (&target, &args.target),
+            None,
+            max_latency_seconds,
+        )
     };
-    if source == "training" && device_latency.abs_diff(measured) > 1 {
+    let trained = profile.meta.training.as_ref().and_then(|t| t.device_latency());
+    let (device_latency, source, measured) = match (args.latency, trained) {
+        (Some(latency), _) => (latency, "given", None),
+        (None, Some(latency)) => (latency, "training", Some(measure_latency()?)),
+        (None, None) => {
+            let measured = measure_latency()?;
+            (measured, "measured", Some(measured))
+        }
+    };
+    if let Some(measured) = measured.filter(|&m| source == "training" && m.abs_diff(device_latency) > 1) {
         eprintln!(
             "note: these files put the device {measured} samples late, training measured {device_latency}; scoring with training's (pass --latency {measured} if this recording chain differs)"
         );
@@ -86,7 +85,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         json["best_lag_samples"] = best_lag.into();
         json["latency_samples"] = device_latency.into();
         json["latency_source"] = source.into();
-        json["measured_latency_samples"] = measured.into();
+        json["measured_latency_samples"] = measured.map_or(serde_json::Value::Null, Into::into);
         json["profile_latency_samples"] = profile_latency.into();
         json["seconds"] = seconds.into();
         json["profile"] = profile.meta.name.clone().into();

@@ -12,9 +12,9 @@ pub mod train;
 
 use std::path::Path;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use doppel_engine::wav::{read_wav_mono, WavAudio};
-use doppel_engine::Profile;
+use doppel_engine::{playback, Profile};
 
 /// Parses `NAME=VALUE` (a knob setting in the knob's unit).
 pub fn parse_knob(text: &str) -> Result<(String, f32), String> {
@@ -44,28 +44,15 @@ pub fn read_input_for(profile: &Profile, path: &Path) -> Result<WavAudio> {
     Ok(audio)
 }
 
-/// Plays `input` through a fresh kernel of `profile` with knobs given by name.
+/// Plays `input` through `profile` with knobs given by name: the plugin's stream, the
+/// profile's latency left in.
 pub fn play(profile: &Profile, input: &[f32], knobs: &[(String, f32)]) -> Result<Vec<f32>> {
-    let knobs = profile.normalized_knobs(knobs)?;
-    let mut model = doppel_engine::StreamingModel::new(&profile.meta.model, &profile.weights, 4096)
-        .context("cannot build the model's kernel")?;
-    model.reset(&knobs);
-    let mut output = vec![0.0; input.len()];
-    model.process(input, &knobs, &mut output);
-    Ok(output)
+    playback::play(profile, input, &profile.normalized_knobs(knobs)?)
 }
 
-/// Plays `input` through `profile` and removes the latency the profile reports, as a host's
-/// delay compensation does: `output[n]` lines up with `input[n]`. The last samples are the
-/// model's response to silence after the input (the tail a host plays out).
+/// [`play`] with the profile's reported latency removed, as a DAW's delay compensation does.
 pub fn play_compensated(profile: &Profile, input: &[f32], knobs: &[(String, f32)]) -> Result<Vec<f32>> {
-    let latency = profile.meta.latency_samples as usize;
-    let mut padded = Vec::with_capacity(input.len() + latency);
-    padded.extend_from_slice(input);
-    padded.resize(input.len() + latency, 0.0);
-    let mut output = play(profile, &padded, knobs)?;
-    output.drain(..latency);
-    Ok(output)
+    playback::play_compensated(profile, input, &profile.normalized_knobs(knobs)?)
 }
 
 /// The profile's architecture and size preset (or "custom"), e.g. "wavenet/nano".

@@ -1,6 +1,7 @@
 //! `doppel train`: captures in, profile out.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -28,11 +29,11 @@ pub struct TrainArgs {
     /// A captures.toml listing several pairs with knob values.
     #[arg(long, required_unless_present = "input")]
     captures: Option<PathBuf>,
-    /// Architecture: wavenet or lstm.
-    #[arg(long, default_value = "wavenet")]
+    /// Architecture: wavenet, lstm or gru.
+    #[arg(long, default_value = "wavenet", conflicts_with = "from")]
     arch: String,
     /// Size preset: nano, feather, lite or standard.
-    #[arg(long, default_value = "feather")]
+    #[arg(long, default_value = "feather", conflicts_with = "from")]
     size: String,
     /// Wall-time budget in minutes (default 3 when --steps is not given either).
     #[arg(long)]
@@ -52,7 +53,7 @@ pub struct TrainArgs {
     /// Causality margin in samples: the target is aligned this much later than the device
     /// latency, and the profile reports it as its latency (default: WaveNets measure what the
     /// device's pre-ringing needs, at most 32 samples at 48 kHz; recurrent models use 0).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from")]
     margin: Option<i64>,
     /// Fine-tune this profile's weights (its model, knobs and latency) instead of starting
     /// from scratch.
@@ -66,7 +67,7 @@ pub struct TrainArgs {
     json: bool,
     /// Recurrent models: no input-to-output skip connection (NAM's LSTM has none, so only
     /// such LSTMs can be exported with `doppel export`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from")]
     no_skip: bool,
     /// Kind of effect, which picks the default loss weights: amp, compressor or denoiser.
     #[arg(long, default_value = "amp")]
@@ -188,6 +189,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let meta = session.meta().clone();
     let config = session.train_config();
+    // From here on Ctrl-C stops the session instead of killing the process.
+    interrupt::stop_on_ctrl_c(session.control())?;
     eprintln!(
         "training {}/{} ({} parameters) on {:.1} s of audio{}; the profile will play {} samples late (reported to hosts)",
         meta.model.architecture(),
@@ -198,8 +201,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         meta.latency_samples,
     );
     let threads = config.threads;
-    let control = session.control();
-    interrupt::stop_on_ctrl_c(control.clone())?;
+    let interactive = std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")?.progress_chars("=> "));
     let mut snapshot_error = None;
@@ -220,14 +222,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
             }
         }
         SessionEvent::Note(note) => bar.println(format!("note: {note}")),
+        // Without a terminal the bar is hidden: logs get a line per improvement instead.
+        SessionEvent::Checkpoint(checkpoint) if !interactive => eprintln!(
+            "checkpoint: step {}, {:.1} s, validation ESR {:.5}",
+            checkpoint.step, checkpoint.seconds, checkpoint.validation_esr
+        ),
         SessionEvent::Checkpoint(_) | SessionEvent::DataAdded { .. } => {}
     })?;
     bar.finish_and_clear();
-    if let Some(err) = snapshot_error {
-        return Err(err.context("cannot write a snapshot"));
-    }
     let profile = &outcome.profile;
     profile.save(&args.out)?;
+    if let Some(err) = snapshot_error {
+        eprintln!("warning: some snapshots were not written: {err:#}");
+    }
     if outcome.stopped {
         eprintln!("interrupted: wrote the best weights so far");
     }

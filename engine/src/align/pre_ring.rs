@@ -17,6 +17,8 @@
 use realfft::num_complex::Complex;
 use realfft::RealFftPlanner;
 
+use super::{hann, sample};
+
 /// Energy of the response, as a fraction of all of it, that may lie ahead of the margin: a
 /// causal model misses it, so it bounds the achievable ESR from below (1e-4 is a tenth of
 /// the 0.001 ESR of an excellent profile).
@@ -76,15 +78,7 @@ fn impulse_response(input: &[f32], target: &[f32], latency_samples: i64) -> Opti
     let mut planner = RealFftPlanner::<f64>::new();
     let forward = planner.plan_fft_forward(SEGMENT_SAMPLES);
     let inverse = planner.plan_fft_inverse(SEGMENT_SAMPLES);
-    let window: Vec<f64> = (0..SEGMENT_SAMPLES)
-        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * (i as f64 + 0.5) / SEGMENT_SAMPLES as f64).cos())
-        .collect();
-    let sample = |signal: &[f32], index: i64| -> f64 {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| signal.get(i))
-            .map_or(0.0, |&v| if v.is_finite() { v as f64 } else { 0.0 })
-    };
+    let window = hann(SEGMENT_SAMPLES);
     let (mut x_time, mut y_time) = (forward.make_input_vec(), forward.make_input_vec());
     let (mut x_freq, mut y_freq) = (forward.make_output_vec(), forward.make_output_vec());
     let mut cross = vec![Complex::new(0.0f64, 0.0); x_freq.len()];

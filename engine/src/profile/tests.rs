@@ -81,6 +81,24 @@ fn round_trips_through_bytes_and_files() {
 }
 
 #[test]
+fn profiles_from_before_honest_latency_read_as_their_training_margin() {
+    let mut profile = sample_profile();
+    profile.meta.training = Some(TrainingSummary {
+        alignment_margin_samples: 16,
+        ..Default::default()
+    });
+    profile.meta.latency_samples = 0;
+    let read = Profile::from_bytes(&profile.to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        read.meta.latency_samples, 16,
+        "it plays 16 samples late, whatever it said"
+    );
+    // A profile that already tells its latency keeps it.
+    profile.meta.latency_samples = 16;
+    assert_eq!(Profile::from_bytes(&profile.to_bytes().unwrap()).unwrap(), profile);
+}
+
+#[test]
 fn rejects_files_that_are_not_profiles() {
     assert!(load_error(b"hello").contains("not a safetensors file"));
     let bytes = sample_profile().to_bytes().unwrap();

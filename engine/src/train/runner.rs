@@ -15,6 +15,8 @@ use super::objective::ObjectiveEvaluator;
 use super::params::ParamLayout;
 use super::validate::{self, Region};
 use super::{initial_weights, thin, TrainConfig, TrainOutcome, TrainProgress};
+use crate::dataset::{CapturePair, Dataset};
+use crate::profile::{TrainingSummary, Weights};
 
 /// How long a paused run sleeps between looks at its hooks.
 const PAUSE_POLL: Duration = Duration::from_millis(20);
@@ -31,6 +33,10 @@ pub(crate) trait Hooks {
     fn new_pairs(&mut self) -> Vec<CapturePair> {
         Vec::new()
     }
+    /// After captures from [`Hooks::new_pairs`] joined the data (those that fit).
+    fn added(&mut self, _pairs: &[CapturePair]) {}
+    /// A capture from [`Hooks::new_pairs`] that could not join, and why.
+    fn refused(&mut self, _reason: &str) {}
     /// After every step.
     fn progress(&mut self, _progress: &TrainProgress) {}
     /// Each time validation finds better weights than any before.
@@ -58,8 +64,6 @@ impl ActiveClock {
         self.start.elapsed().saturating_sub(self.paused).as_secs_f32()
     }
 }
-use crate::dataset::{CapturePair, Dataset};
-use crate::profile::{TrainingSummary, Weights};
 
 /// Steps over which the learning rate ramps up from zero.
 const WARMUP_STEPS: u64 = 20;
@@ -197,24 +201,30 @@ impl<'a> Trainer<'a> {
         Ok(validate::validation_esr(&self.config.model, weights, &self.dataset, &self.splits)?.esr)
     }
 
-    /// Adds captures fed in while running; returns how many were added.
-    fn add_pairs(&mut self, pairs: Vec<CapturePair>, summary: &mut TrainingSummary) -> Result<usize> {
-        let added = pairs.len();
+    /// Adds the captures fed in while running that are long enough to train on (the others
+    /// are refused through `hooks`); returns how many were added.
+    fn add_pairs(&mut self, pairs: Vec<CapturePair>, summary: &mut TrainingSummary, hooks: &mut dyn Hooks) -> usize {
+        let first = self.dataset.pairs.len();
         for pair in pairs {
-            summary.device_latency_samples.push(pair.latency_samples);
-            summary.data_seconds +=
-                pair.input.len() as f32 * (1.0 - self.config.validation_fraction) / self.dataset.sample_rate as f32;
             self.dataset.pairs.push(pair);
             let index = self.dataset.pairs.len() - 1;
             match split(self.config, &self.dataset, index) {
                 Ok(region) => self.splits.push(region),
                 Err(err) => {
                     self.dataset.pairs.pop();
-                    return Err(err);
+                    hooks.refused(&format!("{err:#}"));
                 }
             }
         }
-        Ok(added)
+        let added = &self.dataset.pairs[first..];
+        for pair in added {
+            summary.device_latency_samples.push(pair.latency_samples);
+        }
+        summary.data_seconds = self.dataset.training_seconds(self.config.validation_fraction);
+        if !added.is_empty() {
+            hooks.added(added);
+        }
+        added.len()
     }
 
     pub fn run(mut self, hooks: &mut dyn Hooks) -> Result<TrainOutcome> {
@@ -224,13 +234,7 @@ impl<'a> Trainer<'a> {
         let mut lr_scale = 1.0;
         let mut best = self.params.clone();
         let mut best_esr = self.validate(&self.layout.to_weights(&best))?;
-        let mut summary = TrainingSummary {
-            data_seconds: self.dataset.seconds() * (1.0 - config.validation_fraction),
-            device_latency_samples: self.dataset.pairs.iter().map(|p| p.latency_samples).collect(),
-            alignment_margin_samples: self.dataset.alignment_margin_samples,
-            seed: config.seed,
-            ..Default::default()
-        };
+        let mut summary = self.dataset.training_summary(config.validation_fraction, config.seed);
         summary.validation_curve.push((0, best_esr));
         summary.validation_seconds.push(clock.seconds());
         let (mut step, mut rollbacks, mut stale_validations) = (0u64, 0u32, 0u32);
@@ -246,8 +250,7 @@ impl<'a> Trainer<'a> {
                 clock.paused += since.elapsed();
             }
             let fed = hooks.new_pairs();
-            if !fed.is_empty() {
-                self.add_pairs(fed, &mut summary)?;
+            if !fed.is_empty() && self.add_pairs(fed, &mut summary, hooks) > 0 {
                 // The validation set grew: re-score the best weights on it, so only weights
                 // that are better on all the data so far count as an improvement.
                 best_esr = self.validate(&self.layout.to_weights(&best))?;

@@ -8,19 +8,22 @@
 //! [`SessionControl`] is shared with any other thread (GUI, signal handler); it never touches
 //! the audio thread, which hands captures over through its own lock-free queue.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-
 use anyhow::{bail, ensure, Context, Result};
+use std::collections::BTreeMap;
+
+mod control;
+
+pub use control::SessionControl;
 
 use super::runner::{Hooks, Trainer};
-use super::{check_config, worker_pool, EffectKind, Objective, TrainConfig, TrainProgress};
+use super::{check_config, run_in, worker_pool, EffectKind, Objective, TrainConfig, TrainProgress};
 use crate::dataset::{
     build_dataset, CaptureAudio, CapturePair, CaptureSpec, Dataset, KnobRangeSpec, LoadOptions, MarginPolicy,
 };
 use crate::model::{ModelConfig, Size};
-use crate::profile::{Accuracy, Profile, ProfileMeta, TrainingSummary, Weights, FORMAT_VERSION};
+use crate::profile::{
+    Accuracy, KnobDescriptor, Profile, ProfileMeta, TrainingSummary, Weights, FORMAT_VERSION, MAX_LATENCY_SAMPLES,
+};
 
 /// Largest causality margin a measurement may choose, in samples at 48 kHz (scaled with the
 /// sample rate): 0.67 ms, about what a linear-phase 4x oversampler rings ahead of its peak.
@@ -127,7 +130,8 @@ pub struct Checkpoint {
     pub seconds: f32,
     /// Validation ESR of these weights.
     pub validation_esr: f32,
-    /// The profile (header as the final one, training summary so far, no accuracy block).
+    /// The profile: the final header, a training summary with the data, latencies, steps and
+    /// seconds so far (no curves), no accuracy block.
     pub profile: Profile,
 }
 
@@ -162,65 +166,6 @@ pub struct SessionOutcome {
     pub stopped: bool,
 }
 
-/// Shared control of a running session: stop, pause, resume, more data. Cheap to clone.
-#[derive(Clone, Debug, Default)]
-pub struct SessionControl {
-    state: Arc<ControlState>,
-}
-
-#[derive(Debug, Default)]
-struct ControlState {
-    stop: AtomicBool,
-    pause: AtomicBool,
-    has_pending: AtomicBool,
-    pending: Mutex<Vec<CaptureInput>>,
-}
-
-impl SessionControl {
-    /// Ends the run at the next step; the best weights so far become the profile.
-    pub fn stop(&self) {
-        self.state.stop.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether a stop was asked for.
-    pub fn is_stopped(&self) -> bool {
-        self.state.stop.load(Ordering::Relaxed)
-    }
-
-    /// Holds the run between steps (its time budget stands still).
-    pub fn pause(&self) {
-        self.state.pause.store(true, Ordering::Relaxed);
-    }
-
-    /// Lets a paused run go on.
-    pub fn resume(&self) {
-        self.state.pause.store(false, Ordering::Relaxed);
-    }
-
-    /// Whether the run is held.
-    pub fn is_paused(&self) -> bool {
-        self.state.pause.load(Ordering::Relaxed)
-    }
-
-    /// Adds a capture to the running session's data (aligned on the training thread; one
-    /// that does not fit the session is refused with a [`SessionEvent::Note`]).
-    pub fn feed(&self, capture: CaptureInput) {
-        self.state
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(capture);
-        self.state.has_pending.store(true, Ordering::Release);
-    }
-
-    fn take_pending(&self) -> Vec<CaptureInput> {
-        if !self.state.has_pending.swap(false, Ordering::Acquire) {
-            return Vec::new();
-        }
-        std::mem::take(&mut *self.state.pending.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
 /// A training session, ready to run.
 pub struct Session {
     config: TrainConfig,
@@ -253,8 +198,8 @@ impl Session {
         };
         if let MarginPolicy::Fixed(samples) = margin {
             ensure!(
-                samples >= 0,
-                "the causality margin must not be negative (got {samples})"
+                (0..=MAX_LATENCY_SAMPLES as i64).contains(&samples),
+                "the causality margin must lie in 0..={MAX_LATENCY_SAMPLES} samples (got {samples})"
             );
         }
         let load_options = LoadOptions {
@@ -340,13 +285,7 @@ impl Session {
             load_options,
             control,
         } = self;
-        let summary = TrainingSummary {
-            data_seconds: dataset.seconds() * (1.0 - config.validation_fraction),
-            device_latency_samples: dataset.pairs.iter().map(|p| p.latency_samples).collect(),
-            alignment_margin_samples: dataset.alignment_margin_samples,
-            seed: config.seed,
-            ..Default::default()
-        };
+        let summary = dataset.training_summary(config.validation_fraction, config.seed);
         let template = Dataset {
             pairs: Vec::new(),
             notes: Vec::new(),
@@ -358,10 +297,13 @@ impl Session {
             load_options,
             meta: &meta,
             summary,
+            validation_fraction: config.validation_fraction,
             events,
         };
-        let pool = worker_pool(config.threads)?;
-        let outcome = pool.install(|| Trainer::new(&config, dataset, start.as_ref())?.run(&mut hooks))?;
+        let pool = worker_pool(config.threads, &config.model)?;
+        let outcome = run_in(&pool, || {
+            Trainer::new(&config, dataset, start.as_ref())?.run(&mut hooks)
+        })?;
         let meta = ProfileMeta {
             training: Some(outcome.summary),
             accuracy: Some(outcome.accuracy),
@@ -413,7 +355,8 @@ fn train_config(settings: &SessionConfig, model: ModelConfig, fine_tuning: bool)
     Ok(config)
 }
 
-/// Fine-tuning trains the profile's own knobs: the same names in the same order, its ranges.
+/// Fine-tuning trains the profile's own knobs: the same names (put in the profile's order)
+/// and the profile's ranges.
 fn adopt_profile_knobs(dataset: &mut Dataset, profile: &Profile) -> Result<()> {
     ensure!(
         dataset.sample_rate == profile.meta.sample_rate,
@@ -422,25 +365,30 @@ fn adopt_profile_knobs(dataset: &mut Dataset, profile: &Profile) -> Result<()> {
         profile.meta.name,
         profile.meta.sample_rate
     );
-    let names = |knobs: &[crate::profile::KnobDescriptor]| knobs.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
+    let names = |knobs: &[KnobDescriptor]| knobs.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
     let (ours, theirs) = (names(&dataset.knobs), names(&profile.meta.knobs));
+    let mut sorted = theirs.clone();
+    sorted.sort();
     ensure!(
-        ours == theirs,
+        ours == sorted,
         "fine-tuning '{}' needs captures with its knobs {theirs:?}, got {ours:?}",
         profile.meta.name
     );
-    for pair in &dataset.pairs {
-        for (knob, &value) in profile.meta.knobs.iter().zip(&pair.knob_values) {
-            ensure!(
-                (knob.min..=knob.max).contains(&value),
-                "knob '{}' value {value} lies outside the profile's range {}..{}",
-                knob.name,
-                knob.min,
-                knob.max
-            );
-        }
+    // The dataset holds knob values in sorted-name order; the model takes the profile's order.
+    let order: Vec<usize> = theirs
+        .iter()
+        .map(|name| ours.iter().position(|n| n == name).expect("same names"))
+        .collect();
+    for pair in &mut dataset.pairs {
+        pair.knob_values = order.iter().map(|&i| pair.knob_values[i]).collect();
     }
     dataset.knobs = profile.meta.knobs.clone();
+    for (i, pair) in dataset.pairs.iter().enumerate() {
+        dataset.check_knob_values(
+            &pair.knob_values,
+            &format!("{} of profile '{}'", i + 1, profile.meta.name),
+        )?;
+    }
     Ok(())
 }
 
@@ -451,8 +399,10 @@ struct SessionHooks<'a, 'e> {
     template: Dataset,
     load_options: LoadOptions,
     meta: &'a ProfileMeta,
-    /// The summary as of the start, for checkpoints' headers.
+    /// The summary for checkpoints' headers: the start's, with fed captures' latencies added.
     summary: TrainingSummary,
+    /// Fraction of each capture held out for validation.
+    validation_fraction: f32,
     events: &'e mut (dyn FnMut(SessionEvent) + Send),
 }
 
@@ -493,20 +443,27 @@ impl Hooks for SessionHooks<'_, '_> {
                 .and_then(|audio| self.template.align_more(&audio, &self.load_options));
             match aligned {
                 Ok(pair) => pairs.push(pair),
-                Err(err) => (self.events)(SessionEvent::Note(&format!("capture not added: {err:#}"))),
+                Err(err) => self.refused(&format!("{err:#}")),
             }
-        }
-        if !pairs.is_empty() {
-            let samples: usize = pairs.iter().map(|p| p.input.len()).sum();
-            for pair in &pairs {
-                self.summary.device_latency_samples.push(pair.latency_samples);
-            }
-            (self.events)(SessionEvent::DataAdded {
-                captures: pairs.len(),
-                seconds: samples as f32 / self.template.sample_rate as f32,
-            });
         }
         pairs
+    }
+
+    fn added(&mut self, pairs: &[CapturePair]) {
+        let samples: usize = pairs.iter().map(|p| p.input.len()).sum();
+        for pair in pairs {
+            self.summary.device_latency_samples.push(pair.latency_samples);
+        }
+        self.summary.data_seconds +=
+            samples as f32 * (1.0 - self.validation_fraction) / self.template.sample_rate as f32;
+        (self.events)(SessionEvent::DataAdded {
+            captures: pairs.len(),
+            seconds: samples as f32 / self.template.sample_rate as f32,
+        });
+    }
+
+    fn refused(&mut self, reason: &str) {
+        (self.events)(SessionEvent::Note(&format!("capture not added: {reason}")));
     }
 
     fn progress(&mut self, progress: &TrainProgress) {

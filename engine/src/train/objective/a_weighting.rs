@@ -1,5 +1,6 @@
 //! A-weighting filter (IEC 61672 curve, bilinear transform of the analogue prototype) and the
-//! A-weighted ESR objective term with its exact gradient. Trainer thread.
+//! A-weighted ESR objective term with its exact gradient. Trainer thread; its per-row loops
+//! fan out over the training run's own worker pool.
 //!
 //! The filter is a cascade of three biquads run forward in time from zero state over each
 //! row. A causal LTI filter on a finite row is a lower-triangular Toeplitz matrix `H`; its

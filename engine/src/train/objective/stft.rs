@@ -1,5 +1,6 @@
 //! Multi-resolution STFT distance with its exact gradient with respect to the time-domain
-//! prediction. Trainer thread.
+//! prediction. Trainer thread; its per-row loops fan out over the training run's own worker
+//! pool (the one installed around the run).
 //!
 //! Per resolution (FFT size `N`, periodic Hann window scaled to unit sum, hop `N/4`, the last
 //! frame zero-padded as in [`crate::metrics::mrstft`]), over every frame of every row:
