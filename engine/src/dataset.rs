@@ -207,6 +207,16 @@ pub struct CaptureAudio {
 }
 
 impl CaptureAudio {
+    /// The device latency of this capture, checked and measured (or given) as `options` say.
+    pub fn latency(&self, options: &LoadOptions) -> Result<i64> {
+        measure_capture(
+            (&self.input, &self.input_label),
+            (&self.target, &self.target_label),
+            options.latency_override,
+            options.max_latency_seconds,
+        )
+    }
+
     /// Reads a capture's two WAV files.
     pub fn read(spec: &CaptureSpec) -> Result<Self> {
         Ok(CaptureAudio {
@@ -345,12 +355,7 @@ pub fn build_dataset(
             "captures mix sample rates ({sample_rate} Hz and {} Hz)",
             capture.input.sample_rate
         );
-        let latency = measure_capture(
-            (&capture.input, &capture.input_label),
-            (&capture.target, &capture.target_label),
-            options.latency_override,
-            options.max_latency_seconds,
-        )?;
+        let latency = capture.latency(options)?;
         if let Some(self_esr) = replicate_esr(&capture.input.samples, &capture.target.samples, latency, sample_rate) {
             notes.push(replicate_note(&capture.target_label.display().to_string(), self_esr));
         }
@@ -429,12 +434,7 @@ impl Dataset {
                 capture.target_label.display()
             );
         }
-        let latency = measure_capture(
-            (&capture.input, &capture.input_label),
-            (&capture.target, &capture.target_label),
-            options.latency_override,
-            options.max_latency_seconds,
-        )?;
+        let latency = capture.latency(options)?;
         let pair = align_measured(capture, &names, latency, self.alignment_margin_samples)?;
         self.check_knob_values(&pair.knob_values, &capture.target_label.display().to_string())?;
         Ok(pair)
