@@ -218,7 +218,7 @@ done
 TABLE=$WORK/results.md
 {
     echo "Held-out ESR on ${PHRASE_SECONDS} s of guitar phrases through the built-in tube amp (gain 8, tone 6),"
-    echo "after training on Doppel's 75 s capture signal through the same amp (last 10 % held out for validation)."
+    echo "after training on Doppel's capture signal (its default length) through the same amp (last 10 % held out for validation)."
     echo "NAM: neural-amp-modeler's Lightning training on CPU, $THREADS torch threads, its default loss/optimiser/batch"
     echo "(bench/nam_trainer.py); its held-out ESR is from \`doppel import\` + \`doppel eval\`, NAM's Python forward in brackets."
     echo "Both targets are aligned $margin samples late of the device latency (--nam-margin). $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)."

@@ -13,10 +13,16 @@ set -euo pipefail
 
 usage() {
     cat <<'USAGE'
-Usage: bench/heldout/run.sh [--minutes M] [--devices ID,ID] [--render-only] [--threads N]
-                            [--doppel PATH] [--out DIR]
+Usage: bench/heldout/run.sh [--minutes M] [--devices ID,ID] [--source NAME=WAV]... [--sources NAMES]
+                            [--retrain] [--render-only] [--threads N] [--doppel PATH] [--out DIR]
   --minutes M      training budget of each profile (default 3)
   --devices IDS    comma-separated ids from bench/heldout/devices.tsv (default: all)
+  --source N=WAV   one more training input: WAV (mono, 48 kHz) is played through every device,
+                   trained on like the capture signal and scored on take B (bench/heldout/ablate.sh)
+  --sources NAMES  comma-separated training inputs to train and score (default: capture, takeA
+                   and every --source)
+  --retrain        train again even where a profile of the same inputs, budget and seed exists
+                   (needed after changing doppel's training code: the cache keys on the inputs)
   --render-only    render the takes and every device's outputs and check them; no training
   --threads N      passed to doppel train --threads (default: doppel's, all cores)
   --doppel PATH    doppel binary (default: target/release/doppel, built when missing)
@@ -32,10 +38,16 @@ DEVICES=""
 RENDER_ONLY=0
 THREADS=""
 DOPPEL=""
+EXTRA_SOURCES=()
+TRAIN_SOURCES=""
+RETRAIN=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --minutes) MINUTES=$2; shift 2 ;;
         --devices) DEVICES=$2; shift 2 ;;
+        --source) EXTRA_SOURCES+=("$2"); shift 2 ;;
+        --sources) TRAIN_SOURCES=$2; shift 2 ;;
+        --retrain) RETRAIN=1; shift ;;
         --render-only) RENDER_ONLY=1; shift ;;
         --threads) THREADS=$2; shift 2 ;;
         --doppel) DOPPEL=$2; shift 2 ;;
@@ -141,6 +153,31 @@ fi
 "$DOPPEL" signal --out di/capture.new.wav >&2
 if cmp -s di/capture.new.wav di/capture.wav; then rm di/capture.new.wav; else mv di/capture.new.wav di/capture.wav; fi
 
+# Further training inputs (--source NAME=WAV), copied into di/ and kept while their bytes do not
+# change, like the capture signal.
+EXTRA_NAMES=()
+for spec in "${EXTRA_SOURCES[@]}"; do
+    name=${spec%%=*} wav=${spec#*=}
+    [[ $name =~ ^[A-Za-z0-9_.+-]+$ && $name != "$spec" ]] ||
+        { echo "--source wants NAME=WAV with a plain NAME, got '$spec'" >&2; exit 2; }
+    [[ $name != capture && $name != takeA && $name != takeB ]] ||
+        { echo "--source name '$name' is taken" >&2; exit 2; }
+    [[ -f $wav ]] || { echo "--source $name: no file $wav" >&2; exit 2; }
+    cmp -s "$wav" "di/$name.wav" || cp "$wav" "di/$name.wav"
+    EXTRA_NAMES+=("$name")
+done
+ALL_TRAIN=(capture takeA "${EXTRA_NAMES[@]}")
+if [[ -n $TRAIN_SOURCES ]]; then
+    SELECTED=(${TRAIN_SOURCES//,/ })
+    for name in "${SELECTED[@]}"; do
+        printf '%s\n' "${ALL_TRAIN[@]}" | grep -qx -- "$name" ||
+            { echo "--sources: '$name' is neither capture, takeA nor a --source" >&2; exit 2; }
+    done
+else
+    SELECTED=("${ALL_TRAIN[@]}")
+fi
+RENDERED=(takeB "${ALL_TRAIN[@]}")
+
 # --- devices' outputs --------------------------------------------------------------------------
 
 # Input control ports of plugin $1, space-separated.
@@ -168,9 +205,9 @@ render_device() {
 frames_of() { soxi -s "$1" 2>/dev/null; }
 
 declare -A source_sha256
-for source in capture takeA takeB; do source_sha256[$source]=$(sha256sum "di/$source.wav" | cut -d' ' -f1); done
+for source in "${RENDERED[@]}"; do source_sha256[$source]=$(sha256sum "di/$source.wav" | cut -d' ' -f1); done
 checks=$OUT/checks.tsv
-python3 "$HERE/wavstat.py" di/takeA.wav di/takeB.wav di/capture.wav > "$checks" || true
+python3 "$HERE/wavstat.py" $(for source in "${RENDERED[@]}"; do echo "di/$source.wav"; done) > "$checks" || true
 for row in "${ROWS[@]}"; do
     IFS=$'\t' read -r id _ _ _ package uri connect ports _ <<< "$row"
     listed=$(for port in $ports; do echo "${port%%=*}"; done | sort | tr '\n' ' ')
@@ -178,7 +215,7 @@ for row in "${ROWS[@]}"; do
     [[ $listed == "$actual" ]] ||
         { echo "$id: devices.tsv sets ports '$listed' but $uri has '$actual'" >&2; exit 1; }
     mkdir -p "$id"
-    for source in capture takeA takeB; do
+    for source in "${RENDERED[@]}"; do
         recipe="$uri $connect $ports $package $(version_of "$package") lv2file $(version_of lv2file)"
         recipe+=" ${source_sha256[$source]}"
         if ! fresh "$id/${source}_dev.wav" "$recipe"; then
@@ -206,14 +243,23 @@ for row in "${ROWS[@]}"; do
     IFS=$'\t' read -r id _ _ effect _ <<< "$row"
     effect_args=()
     [[ $effect != amp ]] && effect_args=(--effect "$effect")
-    for source in capture takeA; do
+    for source in "${SELECTED[@]}"; do
         profile=$id/$source.doppel
+        # The score is kept while the training input, the device's renders, the budget and the
+        # seed stay the same (--retrain after changing doppel's training code).
+        recipe="$(cat "$id/${source}_dev.wav.stamp") | $(cat "$id/takeB_dev.wav.stamp") | $MINUTES min"
+        recipe+=" seed $TRAIN_SEED ${effect_args[*]} ${thread_args[*]}"
+        if [[ $RETRAIN -eq 0 ]] && fresh "$id/$source.eval.json" "$recipe"; then
+            log "$id: $source already trained and scored ($id/$source.eval.json)"
+            continue
+        fi
         log "$id: training on $source for $MINUTES min"
         "$DOPPEL" train --input "di/$source.wav" --target "$id/${source}_dev.wav" --minutes "$MINUTES" \
             --seed "$TRAIN_SEED" "${effect_args[@]}" "${thread_args[@]}" --out "$profile" --json \
             > "$id/$source.train.json"
         "$DOPPEL" eval --profile "$profile" --input di/takeB.wav --target "$id/takeB_dev.wav" --json \
             > "$id/$source.eval.json"
+        stamp "$id/$source.eval.json" "$recipe"
     done
 done
 
@@ -221,9 +267,9 @@ done
 
 ids=()
 for row in "${ROWS[@]}"; do ids+=("${row%%$'\t'*}"); done
-python3 - "$HERE/devices.tsv" "$MINUTES" "$("$DOPPEL" --version)" "$(version_of "$SOUNDFONT_PACKAGE")" \
+SOURCES="${ALL_TRAIN[*]}" python3 - "$HERE/devices.tsv" "$MINUTES" "$("$DOPPEL" --version)" "$(version_of "$SOUNDFONT_PACKAGE")" \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" "${ids[@]}" <<'PY' | tee results.md
-import json, sys, time
+import json, os, sys, time
 
 devices_tsv, minutes, doppel, soundfont, cpu = sys.argv[1:6]
 ids = sys.argv[6:]
@@ -232,6 +278,9 @@ for line in open(devices_tsv):
     if line.strip() and not line.startswith("#"):
         fields = line.rstrip("\n").split("\t")
         rows[fields[0]] = fields
+TITLES = {"capture": "capture signal alone", "takeA": "real DI (take A)"}
+# Every training input with a score for some device, in the order they were named.
+sources = [s for s in os.environ["SOURCES"].split() if any(os.path.exists(f"{d}/{s}.eval.json") for d in ids)]
 
 
 def report(path):
@@ -252,20 +301,30 @@ def esr_cell(scores):
     return f"{number(daw)} / {number(best)}{lag_text}"
 
 
+def ratio(a, b):
+    a, b = a.get("esr"), b.get("esr")
+    ok = isinstance(a, (int, float)) and isinstance(b, (int, float)) and b > 0
+    return f"{a / b:.2f}" if ok else "n/a"
+
+
 print(f"Held-out ESR on take B (about 50 s of soundfont guitar and bass DI, never trained on), "
       f"{doppel}, {minutes} min per profile, seed 0; {cpu}; {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}.")
 print(f"DI: MuseScore General soundfont {soundfont} by fluidsynth; devices: bench/heldout/devices.tsv.")
 print("Each cell: ESR as a DAW plays the profile (its reported latency removed) / ESR at the best lag.")
+print("Ratios: ESR as a DAW plays it over the real-DI profile's. Latency: what each profile reports.")
 print()
-print("| device | setting | capture signal alone | real DI (take A) | ratio signal/DI | profile latency (samples) |")
-print("|---|---|---:|---:|---:|---:|")
+others = [s for s in sources if s != "takeA"]
+header = ["device", "setting"] + [TITLES.get(s, s) for s in sources]
+header += [f"ratio {TITLES.get(s, s).split()[0]}/DI" for s in others] if "takeA" in sources else []
+header += ["profile latency (samples)"]
+print("| " + " | ".join(header) + " |")
+print("|---|---|" + "---:|" * (len(header) - 2))
 for device_id in ids:
     device, setting = rows[device_id][1:3]
-    signal = report(f"{device_id}/capture.eval.json")
-    di = report(f"{device_id}/takeA.eval.json")
-    ratio = "n/a"
-    if isinstance(signal.get("esr"), (int, float)) and isinstance(di.get("esr"), (int, float)) and di["esr"] > 0:
-        ratio = f"{signal['esr'] / di['esr']:.2f}"
-    latency = f"{signal.get('profile_latency_samples', 'n/a')} / {di.get('profile_latency_samples', 'n/a')}"
-    print(f"| {device} | {setting} | {esr_cell(signal)} | {esr_cell(di)} | {ratio} | {latency} |")
+    scores = {s: report(f"{device_id}/{s}.eval.json") for s in sources}
+    cells = [device, setting] + [esr_cell(scores[s]) for s in sources]
+    if "takeA" in sources:
+        cells += [ratio(scores[s], scores["takeA"]) for s in others]
+    cells.append(" / ".join(str(scores[s].get("profile_latency_samples", "n/a")) for s in sources))
+    print("| " + " | ".join(cells) + " |")
 PY

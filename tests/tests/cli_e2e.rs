@@ -418,3 +418,27 @@ fn lstm_training_smoke_gives_a_playable_profile() {
     assert!(all_finite(&output.samples));
     assert!(rms(&output.samples) > 1e-4, "the LSTM profile plays silence");
 }
+
+#[test]
+fn signal_layout_tiles_the_capture_signal_in_order() {
+    let scratch = Scratch::new("signal-layout");
+    let path = scratch.file("capture.wav");
+    let layout = doppel_json(&["signal", "--out", &path, "--seconds", "20", "--layout"]);
+    let samples = number(&layout, "samples") as usize;
+    assert_eq!(samples, 960_000);
+    assert_eq!(number(&layout, "sample_rate"), 48_000.0);
+    assert_eq!(
+        read_wav(&path).unwrap().samples.len(),
+        samples,
+        "the WAV holds what the layout says"
+    );
+    let sections = layout["sections"].as_array().expect("sections");
+    let names: Vec<&str> = sections.iter().map(|s| s["section"].as_str().unwrap()).collect();
+    assert_eq!(names, ["intro", "sweeps", "noise", "dynamics", "plucks", "replicate"]);
+    let mut at = 0;
+    for section in sections {
+        assert_eq!(number(section, "start") as usize, at, "{section}");
+        at = number(section, "end") as usize;
+    }
+    assert_eq!(at, samples);
+}

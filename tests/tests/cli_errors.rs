@@ -228,3 +228,9 @@ fn a_wav_file_is_not_a_profile() {
     let line = doppel_error(&["info", &file("in.wav")]);
     assert_mentions(&line, &["in.wav", "profile"]);
 }
+
+#[test]
+fn layout_of_a_phrase() {
+    let line = doppel_error(&["signal", "--out", &file("phrase.wav"), "--kind", "phrase", "--layout"]);
+    assert_mentions(&line, &["layout", "sections"]);
+}

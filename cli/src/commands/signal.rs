@@ -2,15 +2,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 use clap::{Args, ValueEnum};
-use doppel_engine::signal::{capture_signal, test_phrase, DEFAULT_CAPTURE_SECONDS};
+use doppel_engine::signal::{capture_layout, capture_signal, test_phrase, DEFAULT_CAPTURE_SECONDS};
 use doppel_engine::wav::write_wav_mono;
 
 /// Which signal to write.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum SignalKind {
-    /// The profiling signal: sweeps, noise bursts, dynamics, impulses, silence.
+    /// The profiling signal: clicks, sweeps, noise bursts, dynamics and played guitar and bass phrases.
     Capture,
     /// Guitar-like held-out audio for evaluation, different from the capture signal.
     Phrase,
@@ -34,6 +34,10 @@ pub struct SignalArgs {
     /// Seed of a phrase.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also print where each section of the capture signal lies, as JSON on stdout
+    /// (`{"sample_rate", "samples", "sections": [{"section", "start", "end"}]}`, in samples).
+    #[arg(long)]
+    layout: bool,
 }
 
 /// Writes the requested signal.
@@ -48,6 +52,28 @@ pub fn run(args: SignalArgs) -> Result<()> {
         SignalKind::Phrase => test_phrase(args.sample_rate, args.seconds.unwrap_or(20.0), args.seed),
     };
     ensure!(!samples.is_empty(), "--seconds must be positive");
+    if args.layout {
+        let SignalKind::Capture = args.kind else {
+            bail!("--layout describes the capture signal; a phrase has no sections");
+        };
+        let seconds = args.seconds.unwrap_or(DEFAULT_CAPTURE_SECONDS);
+        let sections: Vec<_> = capture_layout(args.sample_rate, seconds)
+            .into_iter()
+            .map(|(section, range)| {
+                serde_json::json!({
+                    "section": format!("{section:?}").to_lowercase(),
+                    "start": range.start,
+                    "end": range.end,
+                })
+            })
+            .collect();
+        let layout = serde_json::json!({
+            "sample_rate": args.sample_rate,
+            "samples": samples.len(),
+            "sections": sections,
+        });
+        println!("{layout}");
+    }
     write_wav_mono(&args.out, &samples, args.sample_rate)?;
     eprintln!(
         "wrote {} ({:.1} s at {} Hz)",
