@@ -67,12 +67,25 @@ impl ActiveClock {
 
 /// Steps over which the learning rate ramps up from zero.
 const WARMUP_STEPS: u64 = 20;
-/// A step whose loss exceeds this multiple of the recent average counts as divergence.
+/// A batch whose loss exceeds this multiple of the recent average is an outlier: skipped, not
+/// stepped on.
 const DIVERGENCE_FACTOR: f32 = 50.0;
+/// Outlier batches in a row that count as divergence (the weights, not the batch, went bad).
+const OUTLIER_STREAK: u32 = 3;
 /// Fraction of the budget before which early stopping is not considered.
 const EARLY_STOP_FRACTION: f32 = 0.75;
 /// Roll-backs after which training gives up.
 const MAX_ROLLBACKS: u32 = 20;
+
+/// What one training step did.
+enum Step {
+    /// Stepped on a batch with this loss.
+    Stepped(f32),
+    /// Skipped a batch whose loss was far above the recent average.
+    Outlier,
+    /// The loss or the gradient was not finite.
+    Diverged,
+}
 
 pub(super) struct Trainer<'a> {
     config: &'a TrainConfig,
@@ -178,23 +191,26 @@ impl<'a> Trainer<'a> {
 
     /// One optimiser step; returns the batch loss, or `None` when the step diverged (the
     /// weights are then untouched).
-    fn step(&mut self, adam: &mut AdamW, learning_rate: f32, recent_loss: f32) -> Result<Option<f32>> {
+    fn step(&mut self, adam: &mut AdamW, learning_rate: f32, recent_loss: f32) -> Result<Step> {
         self.sample_batch();
         self.backend.forward(&self.params, &self.batch, &mut self.prediction)?;
         let value = self
             .evaluator
             .evaluate(&self.prediction, &self.batch.targets, &mut self.d_prediction);
         let loss = value.total;
-        if !loss.is_finite() || (recent_loss.is_finite() && loss > DIVERGENCE_FACTOR * recent_loss.max(1e-4)) {
-            return Ok(None);
+        if !loss.is_finite() {
+            return Ok(Step::Diverged);
+        }
+        if recent_loss.is_finite() && loss > DIVERGENCE_FACTOR * recent_loss.max(1e-4) {
+            return Ok(Step::Outlier);
         }
         self.backend
             .backward(&self.params, &self.d_prediction, &mut self.gradient)?;
         if !clip_gradient(&mut self.gradient, self.config.gradient_clip).is_finite() {
-            return Ok(None);
+            return Ok(Step::Diverged);
         }
         adam.step(&mut self.params, &self.gradient, learning_rate);
-        Ok(Some(loss))
+        Ok(Step::Stepped(loss))
     }
 
     fn validate(&self, weights: &Weights) -> Result<f32> {
@@ -238,6 +254,7 @@ impl<'a> Trainer<'a> {
         summary.validation_curve.push((0, best_esr));
         summary.validation_seconds.push(clock.seconds());
         let (mut step, mut rollbacks, mut stale_validations) = (0u64, 0u32, 0u32);
+        let mut outliers_in_a_row = 0u32;
         let mut recent_loss = f32::INFINITY;
         let mut loss_points = Vec::new();
         let mut snapshots_taken = 0usize;
@@ -277,7 +294,19 @@ impl<'a> Trainer<'a> {
                 break;
             }
             let learning_rate = self.learning_rate(step, fraction) * lr_scale;
-            let Some(loss) = self.step(&mut adam, learning_rate, recent_loss)? else {
+            let outcome = self.step(&mut adam, learning_rate, recent_loss)?;
+            // One batch far worse than the recent ones is skipped: a stretch of the capture
+            // the model fits badly, not divergence. A few in a row, or a non-finite loss, are.
+            outliers_in_a_row = if let Step::Outlier = outcome {
+                outliers_in_a_row + 1
+            } else {
+                0
+            };
+            if outliers_in_a_row > 0 && outliers_in_a_row < OUTLIER_STREAK {
+                continue;
+            }
+            let Step::Stepped(loss) = outcome else {
+                outliers_in_a_row = 0;
                 // Roll back to the best weights, halve the learning rate, start Adam afresh.
                 self.params.copy_from_slice(&best);
                 lr_scale *= 0.5;
