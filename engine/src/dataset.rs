@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::align::{align_pair, estimate_latency, pre_ring_samples};
 use crate::model::MAX_KNOBS;
 use crate::profile::{KnobDescriptor, TrainingSummary};
+use crate::signal::noise_range;
 use crate::signal::replicate_ranges;
 use crate::wav::{read_wav_mono, WavAudio};
 
@@ -367,11 +368,18 @@ pub fn build_dataset(
             let mut margin = 0;
             let mut measured = false;
             for (capture, &latency) in captures.iter().zip(&latencies) {
-                if let Some(found) =
-                    pre_ring_samples(&capture.input.samples, &capture.target.samples, latency, max_samples)
-                {
+                let (input, target) = (&capture.input.samples, &capture.target.samples);
+                // On the capture signal, its noise bursts (distortion of structured audio reads
+                // as a pre-ring to a linear fit); other audio whole.
+                let found = match noise_range(sample_rate, input) {
+                    Some(noise) if latency + (noise.start as i64) >= 0 => {
+                        pre_ring_samples(&input[noise.clone()], &target[noise.start..], latency, max_samples)
+                    }
+                    _ => pre_ring_samples(input, target, latency, max_samples),
+                };
+                if let Some(found) = found {
                     notes.push(format!(
-                        "{}: {:.2e} of the response lies ahead of its latency; margin {} samples",
+                        "{}: input ahead of the latency explains {:.2e} of the output; margin {} samples",
                         capture.target_label.display(),
                         found.energy_ahead_fraction,
                         found.margin_samples

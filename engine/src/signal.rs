@@ -10,16 +10,18 @@
 //! of silence:
 //! 1. **Intro** (min(1.5 s, 8 %)): silence for a third, then three single-sample clicks at
 //!    0.9 spaced evenly (sharp broadband latency markers, one after the silence).
-//! 2. **Sweeps** (18 %): four exponential sine sweeps 20 Hz to min(20 kHz, 0.45·rate) at
+//! 2. **Sweeps** (6 %): four exponential sine sweeps 20 Hz to min(20 kHz, 0.45·rate) at
 //!    -30, -18, -9 and -1 dBFS.
 //! 3. **Noise** (14 %): six bursts of 60 Hz - 8 kHz noise peaking at -30, -24, -18, -12, -6
 //!    and 0 dBFS (0 dBFS = the 0.9 peak).
-//! 4. **Dynamics** (18 %): 60 % enveloped bursts (noise or harmonic tones; attacks 1-80 ms,
+//! 4. **Dynamics** (14 %): 60 % enveloped bursts (noise or harmonic tones; attacks 1-80 ms,
 //!    decays 50-800 ms, -30..-1 dBFS), then 40 % a chord-like tone ramping -40 dB to -1 dB
 //!    and back.
-//! 5. **Plucks** (the rest, about 46 %): Karplus-Strong single notes (E2-D6), strummed open
-//!    and power chords and palm-muted runs at five dynamics (-26..-2 dBFS), looping until the
-//!    section is full.
+//! 5. **Plucks** (the rest, about 62 %): played phrases of Karplus-Strong strings, each a few
+//!    bars at its own tempo through a pickup-like resonant lowpass: lead lines, strummed
+//!    chords, palm-muted chugs, bass lines from E1, arpeggios and bends with vibrato, at five
+//!    phrase levels (-20..-2 dBFS peak). Like a DI track, most of it sits between -40 and
+//!    -12 dBFS ([`phrases`]).
 //! 6. **Replicate** (min(3 s, 4 %)): the loudest stretch of the plucks again, sample for sample.
 //!    A device that is time-invariant answers it as it answered the first time; a difference
 //!    (NAM's replicate check, [`replicate_ranges`]) means noise, a time-based effect or a knob
@@ -27,6 +29,7 @@
 //!
 //! Peaks never exceed [`PEAK_LIMIT`].
 
+mod phrases;
 mod synth;
 
 use std::ops::Range;
@@ -39,7 +42,7 @@ pub use synth::midi_to_hz;
 use synth::{apply_fades, band_noise, log_sweep, mix_into, normalize_peak, pluck, strum, PluckStyle};
 
 /// Length of the capture signal the demo and CLI use by default, in seconds.
-pub const DEFAULT_CAPTURE_SECONDS: f32 = 75.0;
+pub const DEFAULT_CAPTURE_SECONDS: f32 = 180.0;
 /// Highest sample magnitude in the generated signals.
 pub const PEAK_LIMIT: f32 = 0.9;
 /// Seed of the capture signal's random generator (fixed: the signal is a constant).
@@ -75,9 +78,9 @@ fn layout_of(sample_rate: u32, total: usize) -> Vec<(CaptureSection, Range<usize
     let intro = ((1.5 * sample_rate as f32) as usize).min(total * 8 / 100);
     let rest = total - intro;
     let shares = [
-        (CaptureSection::Sweeps, 18),
+        (CaptureSection::Sweeps, 6),
         (CaptureSection::Noise, 14),
-        (CaptureSection::Dynamics, 18),
+        (CaptureSection::Dynamics, 14),
     ];
     let mut layout = vec![(CaptureSection::Intro, 0..intro)];
     let mut start = intro;
@@ -134,6 +137,18 @@ pub fn replicate_ranges(sample_rate: u32, signal: &[f32]) -> Option<(Range<usize
     let last_start = plucks.end.checked_sub(repeat.len())?;
     let start = (plucks.start..=last_start).find(|&o| signal[o..o + probe.len()] == *probe)?;
     Some((start..start + repeat.len(), repeat))
+}
+
+/// The noise bursts of Doppel's capture signal (`signal`, at `sample_rate`): band noise at six
+/// levels, input close enough to Gaussian that a linear fit tells a device's pre-ringing from
+/// its distortion ([`crate::align::pre_ring_samples`]). `None` when `signal` is not the
+/// capture signal (it holds no replicate of its plucks).
+pub fn noise_range(sample_rate: u32, signal: &[f32]) -> Option<Range<usize>> {
+    replicate_ranges(sample_rate, signal)?;
+    layout_of(sample_rate, signal.len())
+        .into_iter()
+        .find(|(section, _)| *section == CaptureSection::Noise)
+        .map(|(_, range)| range)
 }
 
 /// Copies the loudest (by RMS) stretch of the plucks, on half-second steps, into the
@@ -288,64 +303,7 @@ const CAPTURE_CHORDS: [&[f32]; 6] = [
 ];
 
 fn plucks(sr: f32, body: &mut [f32], rng: &mut ChaCha8Rng) {
-    let dynamics_db = [-26.0, -18.0, -12.0, -6.0, -2.0];
-    let mut start = 0usize;
-    let mut event = 0usize;
-    while start < body.len() {
-        let level_db = dynamics_db[event % dynamics_db.len()];
-        let brightness = 0.2 + 0.8 * (level_db + 26.0) / 24.0;
-        let style = PluckStyle {
-            level_db,
-            decay_seconds: 2.0,
-            brightness,
-            position: rng.random_range(0.1..0.35),
-        };
-        let remaining = body.len() - start;
-        let advance = match (event / dynamics_db.len()) % 4 {
-            0 => {
-                let note = rng.random_range(40..87) as f32;
-                let length = ((rng.random_range(0.6f32..2.0) * sr) as usize).min(remaining);
-                let decay_seconds = 3.0 - (note - 40.0) / 25.0;
-                mix_into(
-                    body,
-                    start,
-                    &pluck(sr, midi_to_hz(note), length, PluckStyle { decay_seconds, ..style }, rng),
-                );
-                length / 2
-            }
-            1 | 2 => {
-                let notes: Vec<f32> = if rng.random_bool(0.5) {
-                    CAPTURE_CHORDS[rng.random_range(0..CAPTURE_CHORDS.len())].to_vec()
-                } else {
-                    let root = rng.random_range(40..52) as f32;
-                    vec![root, root + 7.0, root + 12.0]
-                };
-                let length = ((rng.random_range(0.4f32..2.5) * sr) as usize).min(remaining);
-                let strum_samples = (rng.random_range(0.004f32..0.025) * sr) as usize;
-                let chord = strum(sr, &notes, length, strum_samples, rng.random_bool(0.7), style, rng);
-                mix_into(body, start, &chord);
-                length * 3 / 4
-            }
-            _ => {
-                let root = rng.random_range(40..48) as f32;
-                let step = ((rng.random_range(0.1f32..0.22)) * sr) as usize;
-                let count = rng.random_range(4..9);
-                for k in 0..count {
-                    let note = if k % 3 == 2 { root + 7.0 } else { root };
-                    let length = step.min(body.len().saturating_sub(start + k * step));
-                    let muted = PluckStyle {
-                        decay_seconds: rng.random_range(0.08..0.25),
-                        brightness: 0.3 * brightness,
-                        ..style
-                    };
-                    mix_into(body, start + k * step, &pluck(sr, midi_to_hz(note), length, muted, rng));
-                }
-                count * step
-            }
-        };
-        start += advance.max(1) + (rng.random_range(0.0f32..0.15) * sr) as usize;
-        event += 1;
-    }
+    phrases::played_phrases(sr, body, rng);
     limit(body);
     apply_fades(body, (0.01 * sr) as usize);
 }

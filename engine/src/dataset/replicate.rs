@@ -59,12 +59,12 @@ mod tests {
         let esr = replicate_esr(&x, &static_device, 12, sr).unwrap();
         assert!(esr < 1e-10, "{esr}");
         assert!(replicate_note("amp.wav", esr).contains("passed"));
-        // A gain knob turned slowly during the capture: +6 dB over the whole take.
+        // A gain knob turned slowly during the capture: +12 dB over the whole take.
         let n = x.len() as f32;
         let drifting: Vec<f32> = x
             .iter()
             .enumerate()
-            .map(|(i, v)| v * 10f32.powf(6.0 * i as f32 / n / 20.0))
+            .map(|(i, v)| v * 10f32.powf(12.0 * i as f32 / n / 20.0))
             .collect();
         let esr = replicate_esr(&x, &drifting, 0, sr).unwrap();
         assert!(esr > REPLICATE_ESR_LIMIT, "{esr}");

@@ -33,6 +33,19 @@ pub fn pluck(
     style: PluckStyle,
     rng: &mut ChaCha8Rng,
 ) -> Vec<f32> {
+    bent_pluck(sample_rate, frequency_hz, duration_samples, style, rng, |_| 0.0)
+}
+
+/// [`pluck`] whose pitch moves by `bend_semitones(n)` at sample `n` (a bend, a slide or
+/// vibrato: the string's loop delay follows it).
+pub fn bent_pluck(
+    sample_rate: f32,
+    frequency_hz: f32,
+    duration_samples: usize,
+    style: PluckStyle,
+    rng: &mut ChaCha8Rng,
+    bend_semitones: impl Fn(usize) -> f32,
+) -> Vec<f32> {
     let mut out = vec![0.0f32; duration_samples];
     if duration_samples == 0 {
         return out;
@@ -64,6 +77,12 @@ pub fn pluck(
         buffer[i] * (1.0 - frac) + buffer.get(i + 1).copied().unwrap_or(0.0) * frac
     };
     for n in 0..duration_samples {
+        let bend = bend_semitones(n);
+        let delay = if bend == 0.0 {
+            delay
+        } else {
+            (period / 2f32.powf(bend / 12.0)).max(2.5) - 0.5
+        };
         let t = n as f32 - delay;
         let feedback = if t >= 1.0 {
             0.5 * (read(&out, t) + read(&out, t - 1.0))
