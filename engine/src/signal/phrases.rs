@@ -11,7 +11,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::synth::{bent_pluck, midi_to_hz, mix_into, pluck, strum, PluckStyle};
+use super::synth::{bent_pluck, midi_to_hz, mix_into, normalize_peak, pluck, strum, PluckStyle};
 use super::CAPTURE_CHORDS;
 use crate::dsp::Biquad;
 
@@ -234,11 +234,7 @@ fn pickup(sr: f32, style: Style, phrase: &mut [f32], rng: &mut ChaCha8Rng) {
     // The resonance lifts the peak: keep the phrase at the level it was played at.
     let before = phrase.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     phrase.iter_mut().for_each(|v| *v = filter.process_sample(*v));
-    let after = phrase.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    if after > 0.0 {
-        let scale = before / after;
-        phrase.iter_mut().for_each(|v| *v *= scale);
-    }
+    normalize_peak(phrase, before);
 }
 
 #[cfg(test)]
