@@ -15,6 +15,7 @@ pub mod playback;
 pub mod profile;
 pub mod reference;
 pub mod signal;
+pub mod take;
 pub mod train;
 pub mod wav;
 

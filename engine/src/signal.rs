@@ -206,13 +206,28 @@ fn limit(signal: &mut [f32]) {
     }
 }
 
+/// Offsets of the intro's clicks in an intro body `body_len` samples long: silence for a
+/// third, then three clicks spaced evenly.
+fn click_offsets(body_len: usize) -> impl Iterator<Item = usize> {
+    let silence = body_len / 3;
+    let spacing = (body_len - silence) / 3;
+    (0..3)
+        .map(move |k| silence + k * spacing)
+        .filter(move |&i| i < body_len)
+}
+
+/// Where the intro's single-sample clicks lie in a capture signal `total` samples long (the
+/// round-trip latency markers), in order.
+pub fn click_positions(sample_rate: u32, total: usize) -> Vec<usize> {
+    let layout = layout_of(sample_rate, total);
+    let intro = layout[0].1.clone();
+    let body_len = intro.len() - section_gap(sample_rate as f32, intro.len());
+    click_offsets(body_len).map(|i| intro.start + i).collect()
+}
+
 fn intro(body: &mut [f32]) {
-    let silence = body.len() / 3;
-    let spacing = (body.len() - silence) / 3;
-    for k in 0..3 {
-        if let Some(v) = body.get_mut(silence + k * spacing) {
-            *v = PEAK_LIMIT;
-        }
+    for i in click_offsets(body.len()).collect::<Vec<_>>() {
+        body[i] = PEAK_LIMIT;
     }
 }
 

@@ -168,7 +168,7 @@ pub fn train(
         }
     }
     check_config(config, dataset)?;
-    let pool = worker_pool(config.threads, &config.model)?;
+    let pool = worker_pool(config.threads, &config.model, false)?;
     let mut hooks = Plain { stop, progress };
     run_in(&pool, || {
         runner::Trainer::new(config, dataset.clone(), None)?.run(&mut hooks)
@@ -177,7 +177,9 @@ pub fn train(
 
 /// A pool of `threads` training workers (at least one) for `model` that a run installs itself
 /// in. Dropping it lets its workers finish and exit.
-fn worker_pool(threads: usize, model: &ModelConfig) -> Result<rayon::ThreadPool> {
+/// The session's own pool of `threads` training workers (never rayon's global pool), at a
+/// lower OS priority when `lower_priority` (a plugin trains beside the host's audio).
+fn worker_pool(threads: usize, model: &ModelConfig, lower_priority: bool) -> Result<rayon::ThreadPool> {
     let stack_bytes = match model {
         ModelConfig::Wavenet(_) => HAND_WORKER_STACK_BYTES,
         ModelConfig::Lstm(_) | ModelConfig::Gru(_) => CANDLE_WORKER_STACK_BYTES,
@@ -186,8 +188,33 @@ fn worker_pool(threads: usize, model: &ModelConfig) -> Result<rayon::ThreadPool>
         .num_threads(threads.max(1))
         .stack_size(stack_bytes)
         .thread_name(|i| format!("doppel-train-{i}"))
+        .start_handler(move |_| {
+            if lower_priority {
+                lower_thread_priority();
+            }
+        })
         .build()
         .context("cannot start the training workers")
+}
+
+/// Nice value the plugin's training workers run at (Linux; 0 is normal, 19 the lowest).
+pub const WORKER_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority: on Linux the nice value is per thread,
+/// so this touches only the worker; on macOS the thread is put in the background band.
+/// Elsewhere it does nothing. Failure is harmless (training just competes at normal priority).
+pub fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread's own id.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WORKER_NICE);
+    }
+    #[cfg(target_os = "macos")]
+    // SAFETY: sets the calling thread's own priority band.
+    unsafe {
+        libc::setpriority(libc::PRIO_DARWIN_THREAD, 0, libc::PRIO_DARWIN_BG);
+    }
 }
 
 /// Runs `work` on `pool` (so every parallel loop inside it uses the pool's workers), turning a

@@ -141,6 +141,7 @@ fn session_config(args: &TrainArgs, ranges: BTreeMap<String, KnobRangeSpec>) -> 
         final_learning_rate_fraction: args.final_lr_fraction,
         snapshot_every_seconds: args.snapshot_every.unwrap_or(0.0),
         start_from,
+        lower_priority: false,
     })
 }
 

@@ -67,4 +67,27 @@ impl StreamingModel {
             StreamingModel::Gru(k) => k.reset(knobs),
         }
     }
+
+    /// Resets with `knobs` (as [`Self::reset`]) and keeps that state, so that
+    /// [`Self::reset_warm`] returns to it without evaluating the network. Not real-time safe:
+    /// a WaveNet allocates its snapshot here. Call it off the audio thread after building.
+    pub fn store_warm_state(&mut self, knobs: &[f32]) {
+        match self {
+            StreamingModel::Wavenet(k) => k.store_warm_state(knobs),
+            StreamingModel::Lstm(k) => k.reset(knobs),
+            StreamingModel::Gru(k) => k.reset(knobs),
+        }
+    }
+
+    /// Clears all history cheaply: a WaveNet copies back the state [`Self::store_warm_state`]
+    /// kept (its idle state for the stored knobs; other knobs take over within a receptive
+    /// field), recurrent kernels reset as usual. The audio thread's reset: it costs a copy,
+    /// not a receptive field of processing. Real-time safe.
+    pub fn reset_warm(&mut self, knobs: &[f32]) {
+        match self {
+            StreamingModel::Wavenet(k) => k.reset_warm(knobs),
+            StreamingModel::Lstm(k) => k.reset(knobs),
+            StreamingModel::Gru(k) => k.reset(knobs),
+        }
+    }
 }

@@ -92,6 +92,9 @@ pub struct WavenetKernel {
     array_out: Vec<f32>,
     /// Start index of each source row for the block products.
     row_starts: Vec<usize>,
+    /// Every layer's input history right after a full reset with `warm_knobs`, layer by
+    /// layer, `[channels][history_samples]` each; empty until [`Self::store_warm_state`].
+    warm_history: Vec<f32>,
 }
 
 impl WavenetKernel {
@@ -175,6 +178,7 @@ impl WavenetKernel {
             head_out: vec![0.0; max_rows * max_block],
             array_out: vec![0.0; max_rows * max_block],
             row_starts: vec![0; max_cols.max(max_rows)],
+            warm_history: Vec::new(),
         };
         kernel.reset(&[]);
         Ok(kernel)
@@ -228,6 +232,51 @@ impl WavenetKernel {
             self.process_block(block);
             remaining -= block;
         }
+    }
+
+    /// Runs a full [`Self::reset`] with `knobs` and keeps the resulting history, so that
+    /// [`Self::reset_warm`] can later return to it by copying instead of computing. Not
+    /// real-time safe: allocates the snapshot (once; later calls reuse it).
+    pub fn store_warm_state(&mut self, knobs: &[f32]) {
+        self.reset(knobs);
+        let total: usize = self
+            .arrays
+            .iter()
+            .flat_map(|a| a.layers.iter().map(move |l| a.channels * l.history_samples))
+            .sum();
+        let mut snapshot = std::mem::take(&mut self.warm_history);
+        snapshot.clear();
+        snapshot.reserve_exact(total);
+        for layer in self.arrays.iter().flat_map(|a| a.layers.iter()) {
+            let start = layer.write - layer.history_samples;
+            for row in layer.input.chunks_exact(layer.capacity) {
+                snapshot.extend_from_slice(&row[start..layer.write]);
+            }
+        }
+        self.warm_history = snapshot;
+    }
+
+    /// Returns to the state [`Self::store_warm_state`] kept (a copy of every layer's history,
+    /// no network evaluation), with `knobs` for the calls that follow. When the knobs differ
+    /// from the stored ones, the history still holds the old knobs' idle state, which the
+    /// network forgets within one receptive field. Without a stored state it is a full
+    /// [`Self::reset`]. Real-time safe: no allocation; costs a copy of the history.
+    pub fn reset_warm(&mut self, knobs: &[f32]) {
+        if self.warm_history.is_empty() {
+            self.reset(knobs);
+            return;
+        }
+        let mut offset = 0;
+        for layer in self.arrays.iter_mut().flat_map(|a| a.layers.iter_mut()) {
+            let history = layer.history_samples;
+            for row in layer.input.chunks_exact_mut(layer.capacity) {
+                row[..history].copy_from_slice(&self.warm_history[offset..offset + history]);
+                offset += history;
+            }
+            layer.write = history;
+        }
+        self.set_knobs(knobs);
+        self.audio.fill(0.0);
     }
 
     /// Folds the knob values into every layer's per-call bias.

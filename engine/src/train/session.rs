@@ -92,6 +92,8 @@ pub struct SessionConfig {
     pub snapshot_every_seconds: f32,
     /// Fine-tune this profile's weights instead of starting from scratch.
     pub start_from: Option<Profile>,
+    /// Run the workers at a lower OS priority (the plugin, which trains beside audio).
+    pub lower_priority: bool,
 }
 
 impl SessionConfig {
@@ -117,6 +119,7 @@ impl SessionConfig {
             final_learning_rate_fraction: None,
             snapshot_every_seconds: 0.0,
             start_from: None,
+            lower_priority: false,
         }
     }
 }
@@ -175,6 +178,7 @@ pub struct Session {
     start: Option<Weights>,
     load_options: LoadOptions,
     control: SessionControl,
+    lower_priority: bool,
 }
 
 impl Session {
@@ -251,6 +255,7 @@ impl Session {
             start,
             load_options,
             control: SessionControl::default(),
+            lower_priority: settings.lower_priority,
         })
     }
 
@@ -284,6 +289,7 @@ impl Session {
             start,
             load_options,
             control,
+            lower_priority,
         } = self;
         let summary = dataset.training_summary(config.validation_fraction, config.seed);
         let template = Dataset {
@@ -300,7 +306,7 @@ impl Session {
             validation_fraction: config.validation_fraction,
             events,
         };
-        let pool = worker_pool(config.threads, &config.model)?;
+        let pool = worker_pool(config.threads, &config.model, lower_priority)?;
         let outcome = run_in(&pool, || {
             Trainer::new(&config, dataset, start.as_ref())?.run(&mut hooks)
         })?;
