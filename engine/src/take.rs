@@ -229,7 +229,7 @@ pub fn check_take(
     check_clicks(&clicks, returned, latency, sample_rate)?;
 
     let replicate = replicate_esr(played, returned, latency, sample_rate);
-    if let Some(self_esr) = replicate.filter(|e| !(*e <= REPLICATE_ESR_LIMIT)) {
+    if let Some(self_esr) = replicate.filter(|e| e.is_nan() || *e > REPLICATE_ESR_LIMIT) {
         return Err(TakeProblem::ReplicateMismatch { self_esr });
     }
     Ok(TakeReport {
@@ -274,7 +274,7 @@ fn check_clicks(clicks: &[usize], returned: &[f32], latency: i64, sample_rate: u
         offsets.push(best.0);
         similarity = similarity.min(best.1);
     }
-    if offsets.iter().any(|o| o.abs() > spread) || !(similarity >= MIN_CLICK_SIMILARITY) {
+    if offsets.iter().any(|o| o.abs() > spread) || similarity.is_nan() || similarity < MIN_CLICK_SIMILARITY {
         return Err(TakeProblem::ClicksDisagree {
             offsets_samples: offsets,
             similarity,

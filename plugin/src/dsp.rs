@@ -15,7 +15,7 @@ use nice_plug::prelude::{Smoother, SmoothingStyle};
 use nice_plug::util::db_to_gain;
 
 use crate::params::{BYPASS_FADE_MS, GAIN_SMOOTHING_MS, MIX_SMOOTHING_MS};
-use crate::swap::{LoadedModel, ModelPlayer, SUB_BLOCK_SAMPLES};
+use crate::swap::{LoadedModel, ModelPlayer, SUB_BLOCK_SAMPLES, SWAP_FADE_MS};
 
 /// Largest magnitude fed to a model (+24 dBFS); louder (finite) input is clipped there.
 pub const MODEL_INPUT_LIMIT: f32 = 16.0;
@@ -102,10 +102,14 @@ pub struct Processor {
     output_gain_curve: [f32; SUB_BLOCK_SAMPLES],
     mix_curve: [f32; SUB_BLOCK_SAMPLES],
     bypass_curve: [f32; SUB_BLOCK_SAMPLES],
-    /// Per-channel scratch: delayed dry input, model input, model output.
+    /// Per-channel scratch: sanitised input, delayed dry input, input after the gain, model
+    /// input, model output, and the output of a model fading out.
+    input: [f32; SUB_BLOCK_SAMPLES],
     dry: [f32; SUB_BLOCK_SAMPLES],
+    gained: [f32; SUB_BLOCK_SAMPLES],
     model_in: [f32; SUB_BLOCK_SAMPLES],
     model_out: [f32; SUB_BLOCK_SAMPLES],
+    fade_out: [f32; SUB_BLOCK_SAMPLES],
 }
 
 impl Processor {
@@ -126,9 +130,12 @@ impl Processor {
             output_gain_curve: [1.0; SUB_BLOCK_SAMPLES],
             mix_curve: [1.0; SUB_BLOCK_SAMPLES],
             bypass_curve: [0.0; SUB_BLOCK_SAMPLES],
+            input: [0.0; SUB_BLOCK_SAMPLES],
             dry: [0.0; SUB_BLOCK_SAMPLES],
+            gained: [0.0; SUB_BLOCK_SAMPLES],
             model_in: [0.0; SUB_BLOCK_SAMPLES],
             model_out: [0.0; SUB_BLOCK_SAMPLES],
+            fade_out: [0.0; SUB_BLOCK_SAMPLES],
         };
         processor.prepare(48_000.0, &Controls::default());
         processor
@@ -152,12 +159,19 @@ impl Processor {
         self.bypass_amount = if controls.bypass { 1.0 } else { 0.0 };
     }
 
-    /// Jumps every smoothed value to `controls` (bypass included), then clears the model's
-    /// history (prewarmed with those knobs) and the dry delays. Real-time safe.
+    /// Jumps every smoothed value to `controls` (bypass included), ends a model crossfade,
+    /// then returns the model to its warm state (a copy, see [`LoadedModel::reset`]) and
+    /// clears the dry delays. Real-time safe; costs no model evaluation.
     pub fn reset(&mut self, controls: &Controls) {
         self.prepare(self.sample_rate_hz, controls);
         let knobs = self.knob_values;
+        self.player.finish_fade();
         self.player.current_mut().reset(&knobs);
+    }
+
+    /// The knob values handed to the model now (normalised), e.g. to warm the next one.
+    pub fn knob_values(&self) -> [f32; MAX_KNOBS] {
+        self.knob_values
     }
 
     /// The model playing now (pass-through when its `meta` is `None`).
@@ -169,7 +183,8 @@ impl Processor {
     /// Channels past [`crate::swap::MAX_CHANNELS`] pass through the gains without a model. Swaps in a newly
     /// posted model first. Real-time safe.
     pub fn process(&mut self, channels: &mut [&mut [f32]], controls: &Controls) {
-        self.player.poll(&self.knob_values);
+        self.player.poll();
+        self.player.publish_knobs(&self.knob_values);
         let num_samples = channels.iter().map(|c| c.len()).min().unwrap_or(0);
         let input_peak = channels.iter().map(|c| peak(c)).fold(0.0, f32::max);
         self.meters.input_peak.fetch_max(input_peak, Ordering::Relaxed);
@@ -188,6 +203,7 @@ impl Processor {
             for (index, channel) in channels.iter_mut().enumerate() {
                 self.process_channel(index, &mut channel[start..start + len]);
             }
+            self.player.advance_fade(len as f32 * self.swap_fade_step());
             start += len;
         }
 
@@ -236,37 +252,59 @@ impl Processor {
         }
     }
 
+    /// Fraction of a model crossfade one sample advances.
+    fn swap_fade_step(&self) -> f32 {
+        1.0 / (SWAP_FADE_MS * 0.001 * self.sample_rate_hz).max(1.0)
+    }
+
     fn process_channel(&mut self, index: usize, samples: &mut [f32]) {
         let len = samples.len();
-        let model = self.player.current_mut();
-        let num_knobs = model.num_knobs();
-        let (input_calibration, output_calibration) = (model.input_calibration_gain, model.output_calibration_gain);
-        for (i, x) in samples.iter_mut().enumerate() {
+        let fade_step = self.swap_fade_step();
+        for (i, x) in samples.iter().enumerate() {
             let x = sanitize(*x);
-            self.dry[i] = match model.dry_delays.get_mut(index) {
-                Some(delay) => delay.process(x),
-                None => x,
-            };
-            let gain = self.input_gain_curve[i] * input_calibration;
-            self.model_in[i] = (x * gain).clamp(-MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT);
+            self.input[i] = x;
+            self.gained[i] = x * self.input_gain_curve[i];
         }
         let fully_bypassed = self.bypass_amount >= 1.0 && self.bypass_curve[0] >= 1.0;
-        match model.kernels.get_mut(index) {
-            Some(kernel) if !fully_bypassed => {
-                kernel.process(
-                    &self.model_in[..len],
-                    &self.knob_values[..num_knobs],
-                    &mut self.model_out[..len],
-                );
-                if self.model_out[..len].iter().any(|v| !v.is_finite()) {
-                    // A diverged state would stay diverged: start the kernel over.
-                    kernel.reset(&self.knob_values[..num_knobs]);
-                }
-                for y in &mut self.model_out[..len] {
-                    *y *= output_calibration;
+        let (current, fading) = self.player.models_mut();
+        for i in 0..len {
+            self.dry[i] = match current.dry_delays.get_mut(index) {
+                Some(delay) => delay.process(self.input[i]),
+                None => self.input[i],
+            };
+        }
+        let knobs = &self.knob_values;
+        let (gained, model_in) = (&self.gained[..len], &mut self.model_in[..len]);
+        run_model(
+            current,
+            index,
+            gained,
+            knobs,
+            fully_bypassed,
+            model_in,
+            &mut self.model_out[..len],
+        );
+        if let Some((old, position)) = fading {
+            // Both models play through the fade, each in its own time: the old one's dry delay
+            // advances too, so that it is in step should it be faded back in.
+            if let Some(delay) = old.dry_delays.get_mut(index) {
+                for &x in &self.input[..len] {
+                    delay.process(x);
                 }
             }
-            _ => self.model_out[..len].copy_from_slice(&self.model_in[..len]),
+            run_model(
+                old,
+                index,
+                gained,
+                knobs,
+                fully_bypassed,
+                model_in,
+                &mut self.fade_out[..len],
+            );
+            for (i, (new, old)) in self.model_out[..len].iter_mut().zip(&self.fade_out[..len]).enumerate() {
+                let a = (position + (i + 1) as f32 * fade_step).min(1.0);
+                *new = a * *new + (1.0 - a) * old;
+            }
         }
         for (i, out) in samples.iter_mut().enumerate() {
             let dry = self.dry[i];
@@ -275,6 +313,43 @@ impl Processor {
             let y = self.output_gain_curve[i] * ((1.0 - mix) * dry + mix * wet);
             let b = self.bypass_curve[i];
             *out = sanitize((1.0 - b) * y + b * dry);
+        }
+    }
+}
+
+/// Runs channel `index` of `model` on `gained` (the input after the input gain) into `out`,
+/// with its calibration gains: the model's kernel, or the input itself without one or when
+/// bypassed. A kernel whose output turns non-finite is reset to its warm state (a copy).
+/// Real-time safe.
+fn run_model(
+    model: &mut LoadedModel,
+    index: usize,
+    gained: &[f32],
+    knobs: &[f32; MAX_KNOBS],
+    bypassed: bool,
+    model_in: &mut [f32],
+    out: &mut [f32],
+) {
+    let num_knobs = model.num_knobs();
+    let (input_calibration, output_calibration) = (model.input_calibration_gain, model.output_calibration_gain);
+    match model.kernels.get_mut(index) {
+        Some(kernel) if !bypassed => {
+            for (m, g) in model_in.iter_mut().zip(gained) {
+                *m = (g * input_calibration).clamp(-MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT);
+            }
+            kernel.process(model_in, &knobs[..num_knobs], out);
+            if out.iter().any(|v| !v.is_finite()) {
+                // A diverged state would stay diverged: start the kernel over.
+                kernel.reset_warm(&knobs[..num_knobs]);
+            }
+            for y in out.iter_mut() {
+                *y *= output_calibration;
+            }
+        }
+        _ => {
+            for (o, g) in out.iter_mut().zip(gained) {
+                *o = (g * input_calibration).clamp(-MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT);
+            }
         }
     }
 }

@@ -1,7 +1,9 @@
-//! The egui editor: parameters with the profile's knob labels, level meters, profile loading
-//! and the loaded profile's details. GUI thread only.
+//! The egui editor: parameters with the profile's knob labels, level meters with clip
+//! indicators, profile loading, the loaded profile's details and the profiler (capture,
+//! Learn, training). GUI thread only.
 
 mod info;
+mod profiler;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -18,14 +20,17 @@ use nice_plug_egui::{
     create_egui_editor, EguiEditor, EguiEditorState, EguiNiceSettings, Frame, NiceEguiApp, RepaintNotifier,
 };
 
+use crate::capture::DeckStatus;
 use crate::dsp::Meters;
 use crate::hub::{HubStatus, ModelHub};
 use crate::params::DoppelParams;
+use crate::rig::Rig;
+use crate::trainer::TrainerRemote;
 
 /// Editor width, in logical pixels.
-pub const EDITOR_WIDTH: f64 = 780.0;
+pub const EDITOR_WIDTH: f64 = 1120.0;
 /// Editor height, in logical pixels.
-pub const EDITOR_HEIGHT: f64 = 560.0;
+pub const EDITOR_HEIGHT: f64 = 660.0;
 /// Meter floor, in dBFS.
 const METER_FLOOR_DB: f32 = -60.0;
 /// Meter fall-back per frame, in dB.
@@ -44,13 +49,15 @@ pub fn default_state() -> Arc<EguiEditorState> {
 pub fn create(
     state: Arc<EguiEditorState>,
     params: Arc<DoppelParams>,
-    hub: Arc<ModelHub>,
-    meters: Arc<Meters>,
+    rig: &mut Rig,
 ) -> Option<EguiEditor<DoppelEditor>> {
     let app = DoppelEditor {
         params,
-        hub,
-        meters,
+        hub: rig.hub.clone(),
+        meters: rig.meters.clone(),
+        deck: rig.deck_status().clone(),
+        trainer: rig.trainer().remote(),
+        profiler: profiler::ProfilerUi::default(),
         gui_context: None,
         path_text: std::env::var(crate::PROFILE_ENV_VAR).unwrap_or_default(),
         meter_db: [METER_FLOOR_DB; 3],
@@ -68,6 +75,9 @@ pub struct DoppelEditor {
     params: Arc<DoppelParams>,
     hub: Arc<ModelHub>,
     meters: Arc<Meters>,
+    deck: Arc<DeckStatus>,
+    trainer: TrainerRemote,
+    profiler: profiler::ProfilerUi,
     gui_context: Option<GuiContext>,
     /// Contents of the profile path field.
     path_text: String,
@@ -111,6 +121,14 @@ impl NiceEguiApp for DoppelEditor {
             .resizable(false)
             .show(ui, |ui| {
                 self.controls_ui(ui, &setter, &status);
+            });
+        egui::Panel::right("profiler")
+            .exact_size(380.0)
+            .resizable(false)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().id_salt("profiler_scroll").show(ui, |ui| {
+                    self.profiler.ui(ui, &setter, &self.params, &self.deck, &self.trainer);
+                });
             });
         egui::CentralPanel::default().show(ui, |ui| {
             let host_sample_rate_hz = self.meters.host_sample_rate_hz.load(Ordering::Relaxed);

@@ -1,12 +1,16 @@
 //! The off-audio side of model loading: validates a profile, builds its kernels, posts them to
 //! the audio thread, retires replaced models, and keeps what the GUI and the host state need
-//! (knob labels, the loaded profile's header, the encoded profile, the last error).
+//! (knob labels, the loaded profile's header, the profile for the host state, the last error).
+//! A trained checkpoint is posted without encoding it: the state text is made when the host
+//! saves ([`ProfileSlot`]), not on every swap.
 //!
-//! Threads: GUI, host main thread (state save/restore, activation) and, later, the trainer.
+//! Threads: GUI, host main thread (state save/restore, activation) and the trainer thread.
 //! Never the audio thread (it only sees the [`Mailbox`] and its [`ModelPlayer`]).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use doppel_engine::model::MAX_KNOBS;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
@@ -16,7 +20,25 @@ use nice_plug::params::persist::PersistentField;
 
 use crate::params::KnobLabels;
 use crate::state;
-use crate::swap::{LoadedModel, Mailbox, ModelPlayer};
+use crate::swap::{KnobsNow, LoadedModel, Mailbox, ModelPlayer};
+
+/// The persisted `profile` field: its text, or the bytes of a profile not encoded yet.
+#[derive(Default)]
+struct EncodedProfile {
+    text: String,
+    /// `.doppel` bytes posted since `text` was made (a trained checkpoint).
+    pending: Option<Vec<u8>>,
+}
+
+impl EncodedProfile {
+    /// The state text, encoding pending bytes first.
+    fn text(&mut self) -> &String {
+        if let Some(bytes) = self.pending.take() {
+            self.text = state::encode_profile(&bytes);
+        }
+        &self.text
+    }
+}
 
 /// What a GUI shows about the current profile.
 #[derive(Clone, Debug, Default)]
@@ -38,7 +60,11 @@ pub struct ModelHub {
     retired: Mutex<rtrb::Consumer<Box<LoadedModel>>>,
     labels: Arc<ArcSwap<KnobLabels>>,
     /// The persisted `profile` field (see [`crate::state`]).
-    encoded: Mutex<String>,
+    encoded: Mutex<EncodedProfile>,
+    /// The loaded profile (what training fine-tunes and exports).
+    profile: Mutex<Option<Arc<Profile>>>,
+    /// The knobs playing now, published by the audio thread.
+    knobs_now: Arc<KnobsNow>,
     status: Mutex<HubStatus>,
     /// Set once a host state carrying a profile was restored.
     restored_from_state: AtomicBool,
@@ -50,12 +76,15 @@ impl ModelHub {
     /// A hub with nothing loaded, plus the audio thread's player wired to it.
     pub fn new(labels: Arc<ArcSwap<KnobLabels>>) -> (Arc<Self>, ModelPlayer) {
         let mailbox = Arc::new(Mailbox::default());
-        let (player, retired) = ModelPlayer::new(mailbox.clone());
+        let knobs_now: Arc<KnobsNow> = Arc::default();
+        let (player, retired) = ModelPlayer::new(mailbox.clone(), knobs_now.clone());
         let hub = ModelHub {
             mailbox,
             retired: Mutex::new(retired),
             labels,
-            encoded: Mutex::new(String::new()),
+            encoded: Mutex::new(EncodedProfile::default()),
+            profile: Mutex::new(None),
+            knobs_now,
             status: Mutex::new(HubStatus::default()),
             restored_from_state: AtomicBool::new(false),
             generation: AtomicU64::new(0),
@@ -82,14 +111,36 @@ impl ModelHub {
         self.record(result)
     }
 
-    /// Loads an in-memory profile (e.g. freshly trained weights). Errors as in `load_path`.
+    /// Loads an in-memory profile (freshly trained weights): built warm off the audio
+    /// thread and crossfaded in; its state text is encoded only when the host saves.
+    /// Errors as in `load_path`.
     pub fn load_profile(&self, profile: &Profile, source: &str) -> Result<()> {
         let result = profile.to_bytes().and_then(|bytes| {
-            let model = LoadedModel::build(profile)?;
-            self.commit(model, bytes.len(), source, state::encode_profile(&bytes));
+            let model = LoadedModel::build(profile, &self.knobs_now())?;
+            let file_bytes = bytes.len();
+            self.commit(
+                model,
+                Arc::new(profile.clone()),
+                file_bytes,
+                source,
+                EncodedProfile {
+                    text: String::new(),
+                    pending: Some(bytes),
+                },
+            );
             Ok(())
         });
         self.record(result)
+    }
+
+    /// The knob values playing now (normalised), as the audio thread last published them.
+    pub fn knobs_now(&self) -> [f32; MAX_KNOBS] {
+        std::array::from_fn(|i| self.knobs_now[i].load(Ordering::Relaxed))
+    }
+
+    /// The loaded profile, `None` in pass-through.
+    pub fn profile(&self) -> Option<Arc<Profile>> {
+        self.profile.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Restores the persisted `profile` field: `""` unloads the model, anything else is decoded
@@ -101,7 +152,7 @@ impl ModelHub {
 
     fn try_restore_state(&self, encoded: String) -> Result<()> {
         if encoded.trim().is_empty() {
-            self.commit(LoadedModel::passthrough(), 0, "", String::new());
+            self.commit_passthrough(LoadedModel::passthrough());
             return Ok(());
         }
         let bytes = state::decode_profile(&encoded)?;
@@ -130,9 +181,10 @@ impl ModelHub {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// The persisted `profile` field's current value.
+    /// The persisted `profile` field's current value (encoding a trained profile now if one
+    /// was posted since).
     pub fn encoded_profile(&self) -> String {
-        self.encoded.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.encoded.lock().unwrap_or_else(|e| e.into_inner()).text().clone()
     }
 
     /// Drops models the audio thread has retired. Called before each post, by the editor every
@@ -149,19 +201,43 @@ impl ModelHub {
 
     fn try_load_bytes(&self, file_bytes: &[u8], source: &str, encoded: Option<String>) -> Result<()> {
         let profile = Profile::from_bytes(file_bytes)?;
-        let model = LoadedModel::build(&profile).context("cannot build the model's kernels")?;
-        let encoded = encoded.unwrap_or_else(|| state::encode_profile(file_bytes));
-        self.commit(model, file_bytes.len(), source, encoded);
+        let model = LoadedModel::build(&profile, &self.knobs_now()).context("cannot build the model's kernels")?;
+        let text = encoded.unwrap_or_else(|| state::encode_profile(file_bytes));
+        let encoded = EncodedProfile { text, pending: None };
+        self.commit(model, Arc::new(profile), file_bytes.len(), source, encoded);
         Ok(())
     }
 
-    fn commit(&self, model: LoadedModel, file_bytes: usize, source: &str, encoded: String) {
+    fn commit_passthrough(&self, model: LoadedModel) {
+        self.commit_any(model, None, 0, "", EncodedProfile::default());
+    }
+
+    fn commit(
+        &self,
+        model: LoadedModel,
+        profile: Arc<Profile>,
+        file_bytes: usize,
+        source: &str,
+        encoded: EncodedProfile,
+    ) {
+        self.commit_any(model, Some(profile), file_bytes, source, encoded);
+    }
+
+    fn commit_any(
+        &self,
+        model: LoadedModel,
+        profile: Option<Arc<Profile>>,
+        file_bytes: usize,
+        source: &str,
+        encoded: EncodedProfile,
+    ) {
         self.collect_retired();
         let meta = model.meta.clone();
         self.labels.store(Arc::new(KnobLabels::from_meta(meta.as_deref())));
         // A model posted earlier but never taken (audio not running) is dropped here.
         drop(self.mailbox.post(Box::new(model)));
         *self.encoded.lock().unwrap_or_else(|e| e.into_inner()) = encoded;
+        *self.profile.lock().unwrap_or_else(|e| e.into_inner()) = profile;
         {
             let mut status = self.lock_status();
             status.meta = meta;
@@ -204,6 +280,6 @@ impl<'a> PersistentField<'a, String> for ProfileSlot {
     where
         F: Fn(&String) -> R,
     {
-        f(&self.0.encoded.lock().unwrap_or_else(|e| e.into_inner()))
+        f(self.0.encoded.lock().unwrap_or_else(|e| e.into_inner()).text())
     }
 }

@@ -12,22 +12,26 @@
 //! defaults of the profile a new instance starts with.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use arc_swap::ArcSwap;
 use nice_plug::prelude::*;
 use nice_plug_egui::{EguiEditor, EguiEditorState};
 
+pub mod capture;
 pub mod dsp;
 pub mod editor;
 pub mod hub;
 pub mod params;
+pub mod rig;
 pub mod state;
 pub mod swap;
+pub mod trainer;
 
-use dsp::{Controls, Meters, Processor};
+use dsp::Controls;
 use hub::ModelHub;
-use params::{DoppelParams, KnobLabels};
+use params::{CaptureSetup, DoppelParams, KnobLabels};
+use rig::{ProfilingControls, Rig};
 
 /// The profile baked in at build time (`DOPPEL_DEFAULT_PROFILE`), empty when none was given.
 pub const DEFAULT_PROFILE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default_profile.doppel"));
@@ -42,28 +46,29 @@ pub const CAPTURE_RETURN_PORT: &str = "Capture Return";
 /// The Doppel plugin instance.
 pub struct Doppel {
     params: Arc<DoppelParams>,
-    hub: Arc<ModelHub>,
-    meters: Arc<Meters>,
-    processor: Processor,
+    rig: Rig,
     editor_state: Arc<EguiEditorState>,
     /// Whether activation already looked at `DOPPEL_PROFILE`.
     env_profile_checked: bool,
     /// Latency last reported to the host, in samples.
     reported_latency_samples: u32,
+    /// Whether the host renders offline (from the last activation).
+    offline: bool,
 }
 
 impl Default for Doppel {
     fn default() -> Self {
         let labels = Arc::new(ArcSwap::from_pointee(KnobLabels::default()));
-        let (hub, player) = ModelHub::new(labels.clone());
-        let env_profile_checked = load_initial_profile(&hub);
-        let knob_defaults = DoppelParams::knob_defaults(hub.status().meta.as_deref());
-        let meters = Arc::new(Meters::default());
+        let setup = Arc::new(RwLock::new(CaptureSetup::default()));
+        let rig = Rig::new(labels.clone(), setup.clone());
+        let env_profile_checked = load_initial_profile(&rig.hub);
+        let knob_defaults = DoppelParams::knob_defaults(rig.hub.status().meta.as_deref());
+        let mut params = DoppelParams::new(rig.hub.clone(), labels, knob_defaults);
+        params.capture_setup = setup;
         Doppel {
-            params: Arc::new(DoppelParams::new(hub.clone(), labels, knob_defaults)),
-            processor: Processor::new(player, meters.clone()),
-            hub,
-            meters,
+            params: Arc::new(params),
+            rig,
+            offline: false,
             editor_state: editor::default_state(),
             env_profile_checked,
             reported_latency_samples: 0,
@@ -96,7 +101,7 @@ fn load_initial_profile(hub: &ModelHub) -> bool {
 impl Doppel {
     /// The off-audio model loader shared with the editor (and later the trainer).
     pub fn hub(&self) -> &Arc<ModelHub> {
-        &self.hub
+        &self.rig.hub
     }
 
     /// The parameters, typed (the `Plugin::params` trait method returns them type-erased).
@@ -116,6 +121,17 @@ impl Doppel {
         }
     }
 
+    /// The current profiling parameters.
+    fn profiling(&self, offline: bool) -> ProfilingControls {
+        let p = &self.params;
+        ProfilingControls {
+            mode: p.mode.value(),
+            monitor: p.monitor.value(),
+            capture_level_db: p.capture_level_db.value(),
+            offline,
+        }
+    }
+
     /// Loads `DOPPEL_PROFILE` if it was unset at creation, once, unless a restored state
     /// already brought a profile.
     fn load_env_profile(&mut self) {
@@ -123,11 +139,11 @@ impl Doppel {
             return;
         }
         self.env_profile_checked = true;
-        if self.hub.restored_from_state() {
+        if self.rig.hub.restored_from_state() {
             return;
         }
         if let Some(path) = std::env::var_os(PROFILE_ENV_VAR).filter(|p| !p.is_empty()) {
-            if let Err(err) = self.hub.load_path(std::path::Path::new(&path)) {
+            if let Err(err) = self.rig.hub.load_path(std::path::Path::new(&path)) {
                 nice_warn!("{PROFILE_ENV_VAR}: {err:#}");
             }
         }
@@ -173,7 +189,9 @@ impl Plugin for Doppel {
     const EMAIL: &'static str = "doppel@example.invalid";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
-    const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[STEREO, MONO, STEREO_WITH_CAPTURE_RETURN];
+    // The first layout is the one a host gets without negotiating (DawDreamer takes it): it
+    // carries the Capture Return, so that capture and Learn work there too.
+    const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[STEREO_WITH_CAPTURE_RETURN, STEREO, MONO];
 
     type Editor = EguiEditor<editor::DoppelEditor>;
     type SysExMessage = ();
@@ -184,12 +202,7 @@ impl Plugin for Doppel {
     }
 
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
-        editor::create(
-            self.editor_state.clone(),
-            self.params.clone(),
-            self.hub.clone(),
-            self.meters.clone(),
-        )
+        editor::create(self.editor_state.clone(), self.params.clone(), &mut self.rig)
     }
 
     fn activate(
@@ -201,10 +214,11 @@ impl Plugin for Doppel {
         // Kernels are built for sub-blocks of `swap::SUB_BLOCK_SAMPLES` and every scratch buffer
         // is a fixed array of that size, so nothing here depends on the host's block size.
         self.load_env_profile();
-        self.hub.collect_retired();
+        self.rig.hub.collect_retired();
         let controls = self.controls();
-        self.processor.prepare(buffer_config.sample_rate, &controls);
-        self.reported_latency_samples = self.processor.model().latency_samples();
+        self.offline = buffer_config.process_mode == ProcessMode::Offline;
+        self.rig.activate(buffer_config.sample_rate, &controls);
+        self.reported_latency_samples = self.rig.processor().model().latency_samples();
         context.set_latency_samples(self.reported_latency_samples);
         true
     }
@@ -212,11 +226,11 @@ impl Plugin for Doppel {
     fn reset(&mut self) {
         // Smoothers jump to the current values, so a reset instance renders deterministically.
         let controls = self.controls();
-        self.processor.reset(&controls);
+        self.rig.reset(&controls);
     }
 
     fn deactivate(&mut self) {
-        self.hub.collect_retired();
+        self.rig.hub.collect_retired();
     }
 
     fn process(
@@ -226,14 +240,23 @@ impl Plugin for Doppel {
         context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
         let controls = self.controls();
-        // Seam for capture: the device's output arrives here; the effect path ignores it.
-        if let Some(capture_return) = aux.inputs.first() {
-            self.processor
-                .observe_capture_return(capture_return.as_slice_immutable());
+        let profiling = self.profiling(self.offline);
+        let mut capture_return: [&[f32]; swap::MAX_CHANNELS] = [&[], &[]];
+        let mut return_channels = 0;
+        if let Some(aux_buffer) = aux.inputs.first() {
+            for (slot, channel) in capture_return.iter_mut().zip(aux_buffer.as_slice_immutable()) {
+                *slot = channel;
+                return_channels += 1;
+            }
         }
-        self.processor.process(buffer.as_slice(), &controls);
+        self.rig.process(
+            buffer.as_slice(),
+            &capture_return[..return_channels],
+            &controls,
+            &profiling,
+        );
         // A swapped-in model may report another latency (its training margin): tell the host.
-        let latency_samples = self.processor.model().latency_samples();
+        let latency_samples = self.rig.processor().model().latency_samples();
         if latency_samples != self.reported_latency_samples {
             self.reported_latency_samples = latency_samples;
             context.set_latency_samples(latency_samples);

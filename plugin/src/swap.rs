@@ -1,7 +1,10 @@
-//! Model hot swap: a [`LoadedModel`] is built off the audio thread (GUI, host state restore,
-//! later the trainer), posted to a single-slot [`Mailbox`], taken by the audio thread's
-//! [`ModelPlayer`] at the start of a block, and the model it replaces goes back through an
-//! `rtrb` queue so that it is dropped off the audio thread.
+//! Model hot swap: a [`LoadedModel`] is built and pre-warmed off the audio thread (GUI, host
+//! state restore, the trainer), posted to a single-slot [`Mailbox`], taken by the audio
+//! thread's [`ModelPlayer`] at a block boundary and crossfaded in over [`SWAP_FADE_MS`] (both
+//! models play during the fade), and the model it replaces goes back through an `rtrb` queue
+//! so that it is dropped off the audio thread. Nothing here evaluates a model's receptive
+//! field on the audio thread: a swapped-in model arrives warm, and a reset copies back the
+//! warm state kept at build time ([`StreamingModel::reset_warm`]).
 //!
 //! Threads: `LoadedModel::build`/`passthrough` and `Mailbox::post` anywhere but the audio
 //! thread; `ModelPlayer::poll` and everything reached from it on the audio thread only.
@@ -9,6 +12,9 @@
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
+
+use atomic_float::AtomicF32;
+use doppel_engine::model::MAX_KNOBS;
 
 use anyhow::{ensure, Result};
 use doppel_engine::interop::calibration_gains_db;
@@ -21,6 +27,12 @@ pub const SUB_BLOCK_SAMPLES: usize = 64;
 pub const MAX_CHANNELS: usize = 2;
 /// Largest model latency accepted, in samples (sizes the dry-path delay lines).
 pub use doppel_engine::profile::MAX_LATENCY_SAMPLES;
+/// Length of the crossfade from one model to the next, in ms.
+pub const SWAP_FADE_MS: f32 = 20.0;
+/// The knob values playing now (normalised), published by the audio thread every block so
+/// that a model built elsewhere starts warm for them.
+pub type KnobsNow = [AtomicF32; MAX_KNOBS];
+
 /// Capacity of the retire queue (audio -> off-audio). One swap retires one model, and the
 /// off-audio side drains the queue before every post, so a handful is plenty.
 pub const RETIRE_CAPACITY: usize = 8;
@@ -41,17 +53,25 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Builds kernels for every channel from a validated profile. Not real-time safe.
-    pub fn build(profile: &Profile) -> Result<Self> {
+    /// Builds kernels for every channel from a validated profile, warm for `knobs`
+    /// (normalised 0..1, the knobs playing now): they start as if they had played silence
+    /// with those knobs, and keep that state for [`Self::reset`]. Not real-time safe.
+    pub fn build(profile: &Profile, knobs: &[f32]) -> Result<Self> {
         let meta = &profile.meta;
         ensure!(
             meta.latency_samples <= MAX_LATENCY_SAMPLES,
             "profile latency of {} samples exceeds the supported {MAX_LATENCY_SAMPLES}",
             meta.latency_samples
         );
-        let kernels = (0..MAX_CHANNELS)
-            .map(|_| StreamingModel::new(&meta.model, &profile.weights, SUB_BLOCK_SAMPLES))
-            .collect::<Result<Vec<_>>>()?;
+        let knobs = &knobs[..meta.knobs.len().min(knobs.len())];
+        let mut first = StreamingModel::new(&meta.model, &profile.weights, SUB_BLOCK_SAMPLES)?;
+        first.store_warm_state(knobs);
+        let mut kernels = vec![first];
+        for _ in 1..MAX_CHANNELS {
+            let mut kernel = StreamingModel::new(&meta.model, &profile.weights, SUB_BLOCK_SAMPLES)?;
+            kernel.store_warm_state(knobs);
+            kernels.push(kernel);
+        }
         let dry_delays = (0..MAX_CHANNELS)
             .map(|_| DelayLine::new(meta.latency_samples as usize))
             .collect();
@@ -86,11 +106,12 @@ impl LoadedModel {
         self.meta.as_ref().map_or(0, |m| m.latency_samples)
     }
 
-    /// Clears kernel history (prewarming with `knobs`) and the dry delays. Real-time safe.
+    /// Returns the kernels to their warm state (copied, not computed: see
+    /// [`StreamingModel::reset_warm`]) with `knobs`, and clears the dry delays. Real-time safe.
     pub fn reset(&mut self, knobs: &[f32]) {
         let knobs = &knobs[..self.num_knobs().min(knobs.len())];
         for kernel in &mut self.kernels {
-            kernel.reset(knobs);
+            kernel.reset_warm(knobs);
         }
         for delay in &mut self.dry_delays {
             delay.clear();
@@ -175,47 +196,94 @@ unsafe impl<T: Send> Send for Mailbox<T> {}
 // SAFETY: all shared access goes through atomic swaps that transfer ownership.
 unsafe impl<T: Send> Sync for Mailbox<T> {}
 
-/// The audio thread's end of the swap: the model playing now, the mailbox it polls and the queue
-/// that takes retired models away.
+/// The audio thread's end of the swap: the model playing now, the one fading out, the mailbox
+/// it polls and the queue that takes retired models away.
 pub struct ModelPlayer {
     current: Box<LoadedModel>,
+    /// The model being faded out, and how far the fade has come (0..1).
+    fading: Option<(Box<LoadedModel>, f32)>,
     mailbox: Arc<Mailbox<LoadedModel>>,
     retire: rtrb::Producer<Box<LoadedModel>>,
     /// A retired model the queue had no room for; no new model is taken until it is gone.
     parked: Option<Box<LoadedModel>>,
+    knobs_now: Arc<KnobsNow>,
 }
 
 impl ModelPlayer {
     /// A player starting in pass-through, plus the consumer end of its retire queue.
-    pub fn new(mailbox: Arc<Mailbox<LoadedModel>>) -> (Self, rtrb::Consumer<Box<LoadedModel>>) {
+    /// `knobs_now` is where it publishes the knobs playing.
+    pub fn new(
+        mailbox: Arc<Mailbox<LoadedModel>>,
+        knobs_now: Arc<KnobsNow>,
+    ) -> (Self, rtrb::Consumer<Box<LoadedModel>>) {
         let (retire, retired) = rtrb::RingBuffer::new(RETIRE_CAPACITY);
         let player = ModelPlayer {
             current: Box::new(LoadedModel::passthrough()),
+            fading: None,
             mailbox,
             retire,
             parked: None,
+            knobs_now,
         };
         (player, retired)
     }
 
-    /// Swaps in a newly posted model, if any, resetting it with `knobs` (normalised 0..1).
-    /// Returns true when a swap happened. Real-time safe: no allocation or deallocation.
-    pub fn poll(&mut self, knobs: &[f32]) -> bool {
+    /// Publishes the knob values playing now. Real-time safe (relaxed atomic stores).
+    pub fn publish_knobs(&self, knobs: &[f32; MAX_KNOBS]) {
+        for (slot, &value) in self.knobs_now.iter().zip(knobs) {
+            slot.store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes a newly posted model, if any, and starts crossfading to it (it arrives warm: no
+    /// reset here). While a fade runs, the next model waits in the mailbox. Returns true when
+    /// a new model was taken. Real-time safe: no allocation or deallocation.
+    pub fn poll(&mut self) -> bool {
         if let Some(parked) = self.parked.take() {
             if let Err(rtrb::PushError::Full(parked)) = self.retire.push(parked) {
                 self.parked = Some(parked);
                 return false;
             }
         }
-        let Some(mut next) = self.mailbox.take() else {
+        if self.fading.is_some() {
+            return false;
+        }
+        let Some(next) = self.mailbox.take() else {
             return false;
         };
-        next.reset(knobs);
         let old = std::mem::replace(&mut self.current, next);
+        self.fading = Some((old, 0.0));
+        true
+    }
+
+    /// Advances the crossfade by `step` (a fraction of the whole fade); once it is complete,
+    /// the old model is retired. Real-time safe.
+    pub fn advance_fade(&mut self, step: f32) {
+        let Some((_, position)) = &mut self.fading else {
+            return;
+        };
+        *position += step;
+        if *position < 1.0 {
+            return;
+        }
+        if let Some((old, _)) = self.fading.take() {
+            self.retire_model(old);
+        }
+    }
+
+    /// Ends a running crossfade at once (a host reset: there is no past to fade from).
+    /// Real-time safe.
+    pub fn finish_fade(&mut self) {
+        if let Some((old, _)) = self.fading.take() {
+            self.retire_model(old);
+        }
+    }
+
+    fn retire_model(&mut self, old: Box<LoadedModel>) {
         if let Err(rtrb::PushError::Full(old)) = self.retire.push(old) {
+            // Only one model is ever parked: `poll` takes no new one while one is.
             self.parked = Some(old);
         }
-        true
     }
 
     /// The model playing now.
@@ -226,6 +294,18 @@ impl ModelPlayer {
     /// The model playing now, mutably (audio thread).
     pub fn current_mut(&mut self) -> &mut LoadedModel {
         &mut self.current
+    }
+
+    /// The model playing now and, during a crossfade, the one fading out with the fade's
+    /// position (0..1), mutably (audio thread).
+    pub fn models_mut(&mut self) -> (&mut LoadedModel, Option<(&mut LoadedModel, f32)>) {
+        let fading = self.fading.as_mut().map(|(m, p)| (&mut **m, *p));
+        (&mut self.current, fading)
+    }
+
+    /// Whether a crossfade is running.
+    pub fn is_fading(&self) -> bool {
+        self.fading.is_some()
     }
 }
 
@@ -255,20 +335,32 @@ mod tests {
     }
 
     #[test]
-    fn player_retires_the_replaced_model_and_parks_when_full() {
+    fn player_fades_then_retires_the_replaced_model_and_parks_when_full() {
         let mailbox = Arc::new(Mailbox::default());
-        let (mut player, mut retired) = ModelPlayer::new(mailbox.clone());
-        assert!(!player.poll(&[]));
-        for _ in 0..RETIRE_CAPACITY + 1 {
+        let (mut player, mut retired) = ModelPlayer::new(mailbox.clone(), Arc::default());
+        assert!(!player.poll());
+        mailbox.post(Box::new(LoadedModel::passthrough()));
+        assert!(player.poll());
+        assert!(player.is_fading());
+        // A model posted during the fade waits for it to end.
+        mailbox.post(Box::new(LoadedModel::passthrough()));
+        assert!(!player.poll());
+        player.advance_fade(0.5);
+        assert!(player.is_fading() && retired.slots() == 0);
+        player.advance_fade(0.5);
+        assert!(!player.is_fading());
+        assert_eq!(retired.slots(), 1, "the faded-out model is retired");
+        for _ in 0..RETIRE_CAPACITY {
+            assert!(player.poll());
+            player.finish_fade();
             mailbox.post(Box::new(LoadedModel::passthrough()));
-            assert!(player.poll(&[]));
         }
         // The queue is full and one model is parked: no new model is taken until it drains.
         assert_eq!(retired.slots(), RETIRE_CAPACITY);
-        mailbox.post(Box::new(LoadedModel::passthrough()));
-        assert!(!player.poll(&[]));
+        assert!(!player.poll());
         while retired.pop().is_ok() {}
-        assert!(player.poll(&[]));
+        assert!(player.poll());
+        player.finish_fade();
         assert_eq!(retired.slots(), 2, "the parked model and the one just replaced");
     }
 }
