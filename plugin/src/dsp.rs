@@ -157,6 +157,7 @@ impl Processor {
         }
         self.targets = *controls;
         self.bypass_amount = if controls.bypass { 1.0 } else { 0.0 };
+        self.player.mark_fresh();
     }
 
     /// Jumps every smoothed value to `controls` (bypass included), ends a model crossfade,
@@ -167,6 +168,7 @@ impl Processor {
         let knobs = self.knob_values;
         self.player.finish_fade();
         self.player.current_mut().reset(&knobs);
+        self.player.publish_knobs(&knobs);
     }
 
     /// The knob values handed to the model now (normalised), e.g. to warm the next one.
@@ -203,8 +205,11 @@ impl Processor {
             for (index, channel) in channels.iter_mut().enumerate() {
                 self.process_channel(index, &mut channel[start..start + len]);
             }
-            self.player.advance_fade(len as f32 * self.swap_fade_step());
+            self.player.advance_fade(len, self.swap_fade_samples());
             start += len;
+        }
+        if num_samples > 0 {
+            self.player.mark_played();
         }
 
         let output_peak = channels.iter().map(|c| peak(c)).fold(0.0, f32::max);
@@ -252,14 +257,14 @@ impl Processor {
         }
     }
 
-    /// Fraction of a model crossfade one sample advances.
-    fn swap_fade_step(&self) -> f32 {
-        1.0 / (SWAP_FADE_MS * 0.001 * self.sample_rate_hz).max(1.0)
+    /// Length of a model crossfade, in samples.
+    fn swap_fade_samples(&self) -> usize {
+        ((SWAP_FADE_MS * 0.001 * self.sample_rate_hz) as usize).max(1)
     }
 
     fn process_channel(&mut self, index: usize, samples: &mut [f32]) {
         let len = samples.len();
-        let fade_step = self.swap_fade_step();
+        let fade_samples = self.swap_fade_samples();
         for (i, x) in samples.iter().enumerate() {
             let x = sanitize(*x);
             self.input[i] = x;
@@ -302,8 +307,11 @@ impl Processor {
                 &mut self.fade_out[..len],
             );
             for (i, (new, old)) in self.model_out[..len].iter_mut().zip(&self.fade_out[..len]).enumerate() {
-                let a = (position + (i + 1) as f32 * fade_step).min(1.0);
-                *new = a * *new + (1.0 - a) * old;
+                let done = position + i + 1;
+                if done < fade_samples {
+                    let a = done as f32 / fade_samples as f32;
+                    *new = old + a * (*new - old);
+                }
             }
         }
         for (i, out) in samples.iter_mut().enumerate() {

@@ -18,7 +18,7 @@ use arc_swap::ArcSwap;
 use doppel_engine::{Profile, ProfileMeta};
 use nice_plug::params::persist::PersistentField;
 
-use crate::params::KnobLabels;
+use crate::params::{DoppelParams, KnobLabels};
 use crate::state;
 use crate::swap::{KnobsNow, LoadedModel, Mailbox, ModelPlayer};
 
@@ -116,7 +116,7 @@ impl ModelHub {
     /// Errors as in `load_path`.
     pub fn load_profile(&self, profile: &Profile, source: &str) -> Result<()> {
         let result = profile.to_bytes().and_then(|bytes| {
-            let model = LoadedModel::build(profile, &self.knobs_now())?;
+            let model = LoadedModel::build(profile, &self.build_knobs(profile))?;
             let file_bytes = bytes.len();
             self.commit(
                 model,
@@ -133,9 +133,13 @@ impl ModelHub {
         self.record(result)
     }
 
-    /// The knob values playing now (normalised), as the audio thread last published them.
-    pub fn knobs_now(&self) -> [f32; MAX_KNOBS] {
-        std::array::from_fn(|i| self.knobs_now[i].load(Ordering::Relaxed))
+    /// The knob values a model built now should be warm for: what the audio thread last
+    /// published, or before any audio ran, `profile`'s defaults (what a new instance's knob
+    /// parameters start at).
+    pub fn build_knobs(&self, profile: &Profile) -> [f32; MAX_KNOBS] {
+        self.knobs_now
+            .get()
+            .unwrap_or_else(|| DoppelParams::knob_defaults(Some(&profile.meta)))
     }
 
     /// The loaded profile, `None` in pass-through.
@@ -201,7 +205,8 @@ impl ModelHub {
 
     fn try_load_bytes(&self, file_bytes: &[u8], source: &str, encoded: Option<String>) -> Result<()> {
         let profile = Profile::from_bytes(file_bytes)?;
-        let model = LoadedModel::build(&profile, &self.knobs_now()).context("cannot build the model's kernels")?;
+        let model =
+            LoadedModel::build(&profile, &self.build_knobs(&profile)).context("cannot build the model's kernels")?;
         let text = encoded.unwrap_or_else(|| state::encode_profile(file_bytes));
         let encoded = EncodedProfile { text, pending: None };
         self.commit(model, Arc::new(profile), file_bytes.len(), source, encoded);

@@ -10,7 +10,7 @@
 //! thread; `ModelPlayer::poll` and everything reached from it on the audio thread only.
 
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Arc;
 
 use atomic_float::AtomicF32;
@@ -31,7 +31,21 @@ pub use doppel_engine::profile::MAX_LATENCY_SAMPLES;
 pub const SWAP_FADE_MS: f32 = 20.0;
 /// The knob values playing now (normalised), published by the audio thread every block so
 /// that a model built elsewhere starts warm for them.
-pub type KnobsNow = [AtomicF32; MAX_KNOBS];
+#[derive(Debug, Default)]
+pub struct KnobsNow {
+    values: [AtomicF32; MAX_KNOBS],
+    /// Whether audio has published any yet.
+    published: AtomicBool,
+}
+
+impl KnobsNow {
+    /// The knobs playing, or `None` before audio has run.
+    pub fn get(&self) -> Option<[f32; MAX_KNOBS]> {
+        self.published
+            .load(Ordering::Acquire)
+            .then(|| std::array::from_fn(|i| self.values[i].load(Ordering::Relaxed)))
+    }
+}
 
 /// Capacity of the retire queue (audio -> off-audio). One swap retires one model, and the
 /// off-audio side drains the queue before every post, so a handful is plenty.
@@ -200,13 +214,15 @@ unsafe impl<T: Send> Sync for Mailbox<T> {}
 /// it polls and the queue that takes retired models away.
 pub struct ModelPlayer {
     current: Box<LoadedModel>,
-    /// The model being faded out, and how far the fade has come (0..1).
-    fading: Option<(Box<LoadedModel>, f32)>,
+    /// The model being faded out, and the samples of the fade played so far.
+    fading: Option<(Box<LoadedModel>, usize)>,
     mailbox: Arc<Mailbox<LoadedModel>>,
     retire: rtrb::Producer<Box<LoadedModel>>,
     /// A retired model the queue had no room for; no new model is taken until it is gone.
     parked: Option<Box<LoadedModel>>,
     knobs_now: Arc<KnobsNow>,
+    /// Nothing played since the last reset (see [`Self::mark_fresh`]).
+    fresh: bool,
 }
 
 impl ModelPlayer {
@@ -224,15 +240,28 @@ impl ModelPlayer {
             retire,
             parked: None,
             knobs_now,
+            fresh: true,
         };
         (player, retired)
     }
 
     /// Publishes the knob values playing now. Real-time safe (relaxed atomic stores).
     pub fn publish_knobs(&self, knobs: &[f32; MAX_KNOBS]) {
-        for (slot, &value) in self.knobs_now.iter().zip(knobs) {
+        for (slot, &value) in self.knobs_now.values.iter().zip(knobs) {
             slot.store(value, Ordering::Relaxed);
         }
+        self.knobs_now.published.store(true, Ordering::Release);
+    }
+
+    /// Nothing has played since the last reset: the next swap is immediate (there is no
+    /// sound to fade from, and a fresh render stays bit-exact). Real-time safe.
+    pub fn mark_fresh(&mut self) {
+        self.fresh = true;
+    }
+
+    /// Audio has played since the last reset. Real-time safe.
+    pub fn mark_played(&mut self) {
+        self.fresh = false;
     }
 
     /// Takes a newly posted model, if any, and starts crossfading to it (it arrives warm: no
@@ -252,18 +281,22 @@ impl ModelPlayer {
             return false;
         };
         let old = std::mem::replace(&mut self.current, next);
-        self.fading = Some((old, 0.0));
+        if self.fresh {
+            self.retire_model(old);
+        } else {
+            self.fading = Some((old, 0));
+        }
         true
     }
 
-    /// Advances the crossfade by `step` (a fraction of the whole fade); once it is complete,
-    /// the old model is retired. Real-time safe.
-    pub fn advance_fade(&mut self, step: f32) {
+    /// Advances the crossfade by `samples` of a fade `fade_samples` long; once it is
+    /// complete, the old model is retired. Real-time safe.
+    pub fn advance_fade(&mut self, samples: usize, fade_samples: usize) {
         let Some((_, position)) = &mut self.fading else {
             return;
         };
-        *position += step;
-        if *position < 1.0 {
+        *position += samples;
+        if *position < fade_samples {
             return;
         }
         if let Some((old, _)) = self.fading.take() {
@@ -296,9 +329,9 @@ impl ModelPlayer {
         &mut self.current
     }
 
-    /// The model playing now and, during a crossfade, the one fading out with the fade's
-    /// position (0..1), mutably (audio thread).
-    pub fn models_mut(&mut self) -> (&mut LoadedModel, Option<(&mut LoadedModel, f32)>) {
+    /// The model playing now and, during a crossfade, the one fading out with the samples
+    /// of the fade played so far, mutably (audio thread).
+    pub fn models_mut(&mut self) -> (&mut LoadedModel, Option<(&mut LoadedModel, usize)>) {
         let fading = self.fading.as_mut().map(|(m, p)| (&mut **m, *p));
         (&mut self.current, fading)
     }
@@ -339,15 +372,20 @@ mod tests {
         let mailbox = Arc::new(Mailbox::default());
         let (mut player, mut retired) = ModelPlayer::new(mailbox.clone(), Arc::default());
         assert!(!player.poll());
+        // Before anything played, a swap is immediate.
+        mailbox.post(Box::new(LoadedModel::passthrough()));
+        assert!(player.poll() && !player.is_fading());
+        while retired.pop().is_ok() {}
+        player.mark_played();
         mailbox.post(Box::new(LoadedModel::passthrough()));
         assert!(player.poll());
         assert!(player.is_fading());
         // A model posted during the fade waits for it to end.
         mailbox.post(Box::new(LoadedModel::passthrough()));
         assert!(!player.poll());
-        player.advance_fade(0.5);
+        player.advance_fade(5, 10);
         assert!(player.is_fading() && retired.slots() == 0);
-        player.advance_fade(0.5);
+        player.advance_fade(5, 10);
         assert!(!player.is_fading());
         assert_eq!(retired.slots(), 1, "the faded-out model is retired");
         for _ in 0..RETIRE_CAPACITY {

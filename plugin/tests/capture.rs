@@ -66,10 +66,10 @@ fn esr_against_device(input: &[f32], output: &[f32], latency_samples: u32) -> f3
     let shift = amp.latency_samples() as i64 - latency_samples as i64;
     let skip = 4_800; // past the start-up of both
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    for t in skip..input.len() {
+    for (t, &y) in output.iter().enumerate().skip(skip) {
         let s = t as i64 + shift;
         if (0..expected.len() as i64).contains(&s) {
-            a.push(output[t]);
+            a.push(y);
             b.push(expected[s as usize]);
         }
     }
@@ -162,4 +162,101 @@ fn capture_finds_the_round_trip_and_training_gets_closer_to_the_device() {
         esr_after < 0.5 * esr_before && esr_after < 0.5,
         "before {esr_before}, after {esr_after}"
     );
+}
+
+/// Starts a capture and plays its first second.
+fn start_capture(rig: &mut Rig, device: &mut SimulatedDevice, capture: &ProfilingControls) {
+    let silence = [0.0f32; BLOCK];
+    let start = Instant::now();
+    while rig.deck_status().phase() != DeckPhase::Capturing {
+        assert!(start.elapsed() < Duration::from_secs(60), "no take was prepared");
+        block(rig, device, &silence, capture);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for _ in 0..(SR as usize / BLOCK) {
+        block(rig, device, &silence, capture);
+    }
+}
+
+fn wait_for_message(rig: &mut Rig, device: &mut SimulatedDevice, needle: &str) {
+    let status = rig.trainer().status().clone();
+    wait_until(rig, device, Duration::from_secs(30), |_| {
+        status.message().contains(needle)
+    });
+}
+
+#[test]
+fn host_changes_during_a_capture_fail_the_take_with_their_own_message() {
+    let setup = CaptureSetup {
+        capture_seconds: 10.0,
+        ..CaptureSetup::default()
+    };
+    let capture = ProfilingControls {
+        mode: Mode::Capture,
+        ..ProfilingControls::default()
+    };
+    let play_mode = ProfilingControls::default();
+    let mut device = SimulatedDevice::new(ROUND_TRIP, 1e-5);
+
+    // The mode moved away mid-take.
+    let mut rig = rig(setup.clone());
+    start_capture(&mut rig, &mut device, &capture);
+    block(&mut rig, &mut device, &[0.0; BLOCK], &play_mode);
+    wait_for_message(&mut rig, &mut device, "interrupted");
+
+    // The Capture Return went away.
+    let mut rig = self::rig(setup.clone());
+    start_capture(&mut rig, &mut device, &capture);
+    let (mut left, mut right) = (vec![0.0f32; BLOCK], vec![0.0f32; BLOCK]);
+    let mut channels: [&mut [f32]; 2] = [&mut left, &mut right];
+    assert_no_alloc(|| rig.process(&mut channels, &[], &Controls::default(), &capture));
+    wait_for_message(&mut rig, &mut device, "audio layout");
+
+    // The host restarted the plugin at another rate.
+    let mut rig = self::rig(setup);
+    start_capture(&mut rig, &mut device, &capture);
+    rig.activate(44_100.0, &Controls::default());
+    wait_for_message(&mut rig, &mut device, "sample rate changed");
+
+    // The host reset the plugin (transport jump).
+    let mut rig = self::rig(CaptureSetup {
+        capture_seconds: 10.0,
+        ..CaptureSetup::default()
+    });
+    start_capture(&mut rig, &mut device, &capture);
+    rig.reset(&Controls::default());
+    wait_for_message(&mut rig, &mut device, "reset the plugin");
+}
+
+#[test]
+fn a_capture_without_a_return_says_so_and_trains_nothing() {
+    let setup = CaptureSetup {
+        capture_seconds: 10.0,
+        ..CaptureSetup::default()
+    };
+    let mut rig = rig(setup);
+    let capture = ProfilingControls {
+        mode: Mode::Capture,
+        ..ProfilingControls::default()
+    };
+    // A device that never answers: silence on the return.
+    let mut device = SimulatedDevice::new(ROUND_TRIP, 0.0);
+    let silence = [0.0f32; BLOCK];
+    let start = Instant::now();
+    while rig.deck_status().phase() != DeckPhase::Captured {
+        assert!(start.elapsed() < Duration::from_secs(120), "the capture never ended");
+        let mut left = silence.to_vec();
+        let mut right = silence.to_vec();
+        let mut channels: [&mut [f32]; 2] = [&mut left, &mut right];
+        let back = [0.0f32; BLOCK];
+        let returned: [&[f32]; 2] = [&back, &back];
+        assert_no_alloc(|| rig.process(&mut channels, &returned, &Controls::default(), &capture));
+        if rig.deck_status().phase() == DeckPhase::Preparing {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    wait_for_message(&mut rig, &mut device, "No return");
+    let status = rig.trainer().status();
+    assert_eq!(status.captures.load(Ordering::Relaxed), 0, "a bad take was kept");
+    assert_eq!(status.phase(), TrainerPhase::Idle);
 }

@@ -152,7 +152,8 @@ fn models_never_allocate_and_stay_clean() {
 #[test]
 fn swap_and_retire_do_not_allocate_on_the_audio_side() {
     let (hub, mut processor, _meters) = rig();
-    let input = test_signal(256, 3);
+    // Longer than the crossfade, which retires the old model when it ends.
+    let input = test_signal(2048, 3);
     for round in 0..5 {
         hub.restore_state(String::new()).expect("unloading always works");
         let generation = hub.generation();
@@ -163,14 +164,20 @@ fn swap_and_retire_do_not_allocate_on_the_audio_side() {
     }
 }
 
-/// Needs the streaming kernels. Swaps between a WaveNet and an LSTM mid-stream.
+/// Needs the streaming kernels. Swaps mid-stream (crossfading, both models playing) between
+/// every architecture and a profile with latency.
 #[test]
 fn swapping_models_mid_stream_does_not_allocate() {
     let (hub, mut processor, _meters) = rig();
-    let profiles = [nano_profile("wavenet", "A", 21), nano_profile("lstm", "B", 22)];
+    let profiles = [
+        nano_profile("wavenet", "A", 21),
+        nano_profile("lstm", "B", 22),
+        nano_profile("gru", "C", 23),
+        doppel_engine::Profile::delay_fixture(24).expect("delay fixture"),
+    ];
     let input = test_signal(4096, 4);
-    for round in 0..6 {
-        let profile = &profiles[round % 2];
+    for round in 0..8 {
+        let profile = &profiles[round % profiles.len()];
         hub.load_profile(profile, "fixture").expect("fixture loads");
         let output = run(&mut processor, &input, 2, 17);
         assert_eq!(
