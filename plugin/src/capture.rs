@@ -275,8 +275,8 @@ impl CaptureDeck {
                 take.problem = None;
             }
         }
-        if capturing && !returned.is_empty() {
-            self.status.wants_take.store(self.take.is_none(), Ordering::Relaxed);
+        if capturing && self.take.is_none() {
+            self.status.wants_take.store(true, Ordering::Relaxed);
         }
         if capturing && returned.is_empty() {
             if let Some(take) = &mut self.take {

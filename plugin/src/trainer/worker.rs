@@ -156,8 +156,12 @@ impl Worker {
     fn handle(&mut self, command: Command, control: Option<&SessionControl>) {
         match command {
             Command::Activate { sample_rate_hz } => {
+                // The signal is made when a capture is asked for (the deck's `wants_take`);
+                // one already made for another rate is remade now.
                 self.sample_rate_hz = sample_rate_hz;
-                self.arm_take();
+                if self.signal.as_ref().is_some_and(|(rate, _, _)| *rate != sample_rate_hz) {
+                    self.arm_take();
+                }
             }
             Command::Start => {
                 if control.is_none() {
