@@ -312,3 +312,60 @@ pub fn run_reference_amp(input: &[f32], sample_rate: u32, gain: f32, tone: f32) 
 
 #[cfg(test)]
 mod tests;
+
+/// The reference amp behind an audio interface's round trip, for profiling tests and
+/// benchmarks: what a plugin sends out comes back `round_trip_samples` later through a
+/// [`TubeAmp`], plus uniform noise (an interface's floor). Send before receiving: a block's
+/// return holds what was sent at least a round trip earlier.
+pub struct ReampedAmp {
+    amp: TubeAmp,
+    /// The return still to come back, oldest first.
+    in_flight: std::collections::VecDeque<f32>,
+    noise_state: u32,
+    noise_level: f32,
+    round_trip_samples: usize,
+}
+
+impl ReampedAmp {
+    /// The amp at `sample_rate` Hz with `gain` and `tone` (0..10), a round trip of
+    /// `round_trip_samples` (at least one block) and noise of `noise_level` peak.
+    pub fn new(sample_rate: f32, gain: f32, tone: f32, round_trip_samples: usize, noise_level: f32) -> Self {
+        ReampedAmp {
+            amp: TubeAmp::new(sample_rate, gain, tone),
+            in_flight: std::iter::repeat_n(0.0, round_trip_samples).collect(),
+            noise_state: 12_345,
+            noise_level,
+            round_trip_samples,
+        }
+    }
+
+    /// The whole chain's latency as alignment sees it: the round trip plus the amp's own.
+    pub fn latency_samples(&self) -> f64 {
+        self.round_trip_samples as f64 + self.amp.apparent_latency_samples()
+    }
+
+    /// The amp alone (no round trip, no noise), fresh: what the chain stands for.
+    pub fn device(&self) -> TubeAmp {
+        let mut amp = self.amp.clone();
+        amp.reset();
+        amp
+    }
+
+    /// What comes back during the next `len` samples into `out`.
+    pub fn receive(&mut self, out: &mut [f32]) {
+        for y in out.iter_mut() {
+            self.noise_state ^= self.noise_state << 13;
+            self.noise_state ^= self.noise_state >> 17;
+            self.noise_state ^= self.noise_state << 5;
+            let noise = (self.noise_state as f32 / u32::MAX as f32 * 2.0 - 1.0) * self.noise_level;
+            *y = self.in_flight.pop_front().unwrap_or(0.0) + noise;
+        }
+    }
+
+    /// Sends `output` into the amp.
+    pub fn send(&mut self, output: &[f32]) {
+        let mut processed = vec![0.0; output.len()];
+        self.amp.process(output, &mut processed);
+        self.in_flight.extend(processed);
+    }
+}

@@ -39,6 +39,10 @@ const METER_FALL_DB: f32 = 1.5;
 const DIM: Color32 = Color32::from_gray(140);
 /// Colour of errors.
 const ERROR: Color32 = Color32::from_rgb(235, 110, 100);
+/// Peak at which a meter shows its clip indicator (full scale).
+const CLIP_PEAK: f32 = 0.999;
+/// How long a clip indicator stays lit after the last clipped sample.
+const CLIP_HOLD: Duration = Duration::from_secs(2);
 
 /// The editor's initial size.
 pub fn default_state() -> Arc<EguiEditorState> {
@@ -61,6 +65,7 @@ pub fn create(
         gui_context: None,
         path_text: std::env::var(crate::PROFILE_ENV_VAR).unwrap_or_default(),
         meter_db: [METER_FLOOR_DB; 3],
+        clipped_at: [None; 3],
     };
     create_egui_editor(
         state,
@@ -83,6 +88,8 @@ pub struct DoppelEditor {
     path_text: String,
     /// Displayed levels (input, output, capture return), in dBFS.
     meter_db: [f32; 3],
+    /// When each meter last clipped.
+    clipped_at: [Option<std::time::Instant>; 3],
 }
 
 impl NiceEguiApp for DoppelEditor {
@@ -190,12 +197,13 @@ impl DoppelEditor {
         ui.separator();
         ui.label(RichText::new("Meters").strong());
         egui::Grid::new("meters")
-            .num_columns(2)
+            .num_columns(3)
             .spacing([12.0, 4.0])
             .show(ui, |ui| {
-                for (label, db) in ["Input", "Output", crate::CAPTURE_RETURN_PORT]
+                for ((label, db), clipped_at) in ["Input", "Output", crate::CAPTURE_RETURN_PORT]
                     .iter()
                     .zip(self.meter_db)
+                    .zip(self.clipped_at)
                 {
                     ui.label(*label);
                     let fraction = ((db - METER_FLOOR_DB) / -METER_FLOOR_DB).clamp(0.0, 1.0);
@@ -204,7 +212,14 @@ impl DoppelEditor {
                     } else {
                         format!("{db:.1} dBFS")
                     };
-                    ui.add(egui::ProgressBar::new(fraction).desired_width(230.0).text(text));
+                    ui.add(egui::ProgressBar::new(fraction).desired_width(200.0).text(text));
+                    let clipping = clipped_at.is_some_and(|t| t.elapsed() < CLIP_HOLD);
+                    let clip = RichText::new("CLIP").strong();
+                    ui.label(if clipping {
+                        clip.color(ERROR)
+                    } else {
+                        clip.color(Color32::from_gray(60))
+                    });
                     ui.end_row();
                 }
             });
@@ -262,8 +277,12 @@ impl DoppelEditor {
             &self.meters.output_peak,
             &self.meters.capture_return_peak,
         ];
-        for (shown, peak) in self.meter_db.iter_mut().zip(peaks) {
-            let db = util::gain_to_db(Meters::take(peak)).max(METER_FLOOR_DB);
+        for ((shown, peak), clipped_at) in self.meter_db.iter_mut().zip(peaks).zip(&mut self.clipped_at) {
+            let peak = Meters::take(peak);
+            if peak >= CLIP_PEAK {
+                *clipped_at = Some(std::time::Instant::now());
+            }
+            let db = util::gain_to_db(peak).max(METER_FLOOR_DB);
             *shown = db.max(*shown - METER_FALL_DB);
         }
     }

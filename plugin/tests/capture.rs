@@ -11,19 +11,25 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use common::{nano_profile, SimulatedDevice};
+use common::nano_profile;
 use doppel::capture::DeckPhase;
 use doppel::dsp::Controls;
 use doppel::params::{CaptureSetup, KnobLabels, Mode};
 use doppel::rig::{ProfilingControls, Rig};
 use doppel::trainer::TrainerPhase;
 use doppel_engine::metrics::esr;
+use doppel_engine::reference::ReampedAmp as SimulatedDevice;
 use doppel_engine::signal::test_phrase;
 use nice_assert_no_alloc::assert_no_alloc;
 
 const SR: f32 = 48_000.0;
 const BLOCK: usize = 64;
 const ROUND_TRIP: usize = 300;
+
+/// The built-in amp (gain 6, tone 5) behind the round trip, with noise of `noise` peak.
+fn device(noise: f32) -> SimulatedDevice {
+    SimulatedDevice::new(SR, 6.0, 5.0, ROUND_TRIP, noise)
+}
 
 fn rig(setup: CaptureSetup) -> Rig {
     let labels = Arc::new(ArcSwap::from_pointee(KnobLabels::default()));
@@ -36,7 +42,8 @@ fn rig(setup: CaptureSetup) -> Rig {
 fn block(rig: &mut Rig, device: &mut SimulatedDevice, input: &[f32], profiling: &ProfilingControls) -> Vec<f32> {
     let mut left = input.to_vec();
     let mut right = input.to_vec();
-    let back = device.receive(input.len());
+    let mut back = vec![0.0; input.len()];
+    device.receive(&mut back);
     let controls = Controls::default();
     {
         let mut channels: [&mut [f32]; 2] = [&mut left, &mut right];
@@ -59,7 +66,7 @@ fn play(rig: &mut Rig, device: &mut SimulatedDevice, input: &[f32]) -> Vec<f32> 
 /// ESR of `output` against the device's own rendering of `input`, aligned as a DAW plays a
 /// profile reporting `latency_samples`.
 fn esr_against_device(input: &[f32], output: &[f32], latency_samples: u32) -> f32 {
-    let mut amp = doppel_engine::reference::TubeAmp::new(SR, 0.6, 0.5);
+    let mut amp = device(0.0).device();
     let mut expected = vec![0.0; input.len()];
     amp.process(input, &mut expected);
     // The amp's own latency is part of what the model learns; the profile's latency is extra.
@@ -109,7 +116,7 @@ fn capture_finds_the_round_trip_and_training_gets_closer_to_the_device() {
     rig.hub
         .load_profile(&nano_profile("wavenet", "unrelated", 3), "test")
         .unwrap();
-    let mut device = SimulatedDevice::new(ROUND_TRIP, 1e-5);
+    let mut device = device(1e-5);
     let held_out = test_phrase(SR as u32, 3.0, 42);
     let before = play(&mut rig, &mut device, &held_out);
     let esr_before = esr_against_device(&held_out, &before, rig.processor().model().latency_samples());
@@ -140,7 +147,7 @@ fn capture_finds_the_round_trip_and_training_gets_closer_to_the_device() {
         status.latency_samples.load(Ordering::Relaxed) >= 0 || status.message().contains("Take")
     });
     let found = status.latency_samples.load(Ordering::Relaxed);
-    let expected = SimulatedDevice::new(ROUND_TRIP, 0.0).latency_samples(ROUND_TRIP);
+    let expected = device.latency_samples();
     assert!(
         (found as f64 - expected).abs() <= 1.0,
         "round trip found {found} for {expected:.1} ({})",
@@ -196,7 +203,7 @@ fn host_changes_during_a_capture_fail_the_take_with_their_own_message() {
         ..ProfilingControls::default()
     };
     let play_mode = ProfilingControls::default();
-    let mut device = SimulatedDevice::new(ROUND_TRIP, 1e-5);
+    let mut device = device(1e-5);
 
     // The mode moved away mid-take.
     let mut rig = rig(setup.clone());
@@ -240,7 +247,7 @@ fn a_capture_without_a_return_says_so_and_trains_nothing() {
         ..ProfilingControls::default()
     };
     // A device that never answers: silence on the return.
-    let mut device = SimulatedDevice::new(ROUND_TRIP, 0.0);
+    let mut device = device(0.0);
     let silence = [0.0f32; BLOCK];
     let start = Instant::now();
     while rig.deck_status().phase() != DeckPhase::Captured {

@@ -109,7 +109,8 @@ pub fn run(filter: StepFilter) -> Result<()> {
         "bundle",
         "bundle the plugin (debug: allocation checks abort)",
         &|| {
-            // The host test proves that the state alone carries a profile: no baked-in default.
+            // The shipped default is baked in (as in a plain bundle): the host tests load their
+            // own profiles through DOPPEL_PROFILE or the state, which replace it.
             std::env::remove_var("DOPPEL_DEFAULT_PROFILE");
             std::env::remove_var("DOPPEL_PROFILE");
             bundle_plugin(false)
