@@ -5,8 +5,9 @@
 mod info;
 mod profiler;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,15 @@ const CLIP_PEAK: f32 = 0.999;
 /// How long a clip indicator stays lit after the last clipped sample.
 const CLIP_HOLD: Duration = Duration::from_secs(2);
 
+/// Profiles shipped with the plugin, listed in the editor: `(name, file bytes)`.
+pub const SHIPPED_PROFILES: &[(&str, &[u8])] = &[(
+    "Built-in tube amp (gain 8, tone 6), WaveNet feather",
+    include_bytes!("../../profiles/tube_amp_gain8_tone6_wavenet_feather.doppel"),
+)];
+
+/// File name extensions the open dialog offers.
+const MODEL_EXTENSIONS: &[&str] = &["doppel", "nam", "json", "aidax"];
+
 /// The editor's initial size.
 pub fn default_state() -> Arc<EguiEditorState> {
     EguiEditorState::from_size(LogicalSize::new(EDITOR_WIDTH, EDITOR_HEIGHT), 1.0)
@@ -62,6 +72,8 @@ pub fn create(
         deck: rig.deck_status().clone(),
         trainer: rig.trainer().remote(),
         profiler: profiler::ProfilerUi::default(),
+        loaded: channel(),
+        dialog_open: false,
         gui_context: None,
         path_text: std::env::var(crate::PROFILE_ENV_VAR).unwrap_or_default(),
         meter_db: [METER_FLOOR_DB; 3],
@@ -90,6 +102,11 @@ pub struct DoppelEditor {
     meter_db: [f32; 3],
     /// When each meter last clipped.
     clipped_at: [Option<std::time::Instant>; 3],
+    /// Loads finished off the GUI thread (the dialog's thread): `true` when one succeeded, so
+    /// the knobs move to the new profile's defaults on the GUI thread.
+    loaded: (Sender<bool>, Receiver<bool>),
+    /// A file dialog is open.
+    dialog_open: bool,
 }
 
 impl NiceEguiApp for DoppelEditor {
@@ -235,9 +252,35 @@ impl DoppelEditor {
             let response = ui.add(field);
             let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if ui.button("Load").clicked() || enter {
-                self.load(setter);
+                let path = PathBuf::from(self.path_text.trim());
+                if !self.path_text.trim().is_empty() {
+                    self.load_in_background(None, Some(path));
+                }
             }
         });
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(!self.dialog_open, egui::Button::new("Open..."))
+                .on_hover_text(".doppel profiles, NAM .nam and AIDA-X .json models (imported on the fly)")
+                .clicked()
+            {
+                self.dialog_open = true;
+                self.load_in_background(Some(()), None);
+            }
+            ui.label("Shipped:");
+            for (index, (name, _)) in SHIPPED_PROFILES.iter().enumerate() {
+                if ui.button(*name).clicked() {
+                    let loaded = self.hub.load_bytes(SHIPPED_PROFILES[index].1, name).is_ok();
+                    let _ = self.loaded.0.send(loaded);
+                }
+            }
+        });
+        while let Ok(loaded) = self.loaded.1.try_recv() {
+            self.dialog_open = false;
+            if loaded {
+                self.set_knobs_to_defaults(setter);
+            }
+        }
         match &status.last_error {
             Some(error) => {
                 ui.label(RichText::new(format!("Load failed: {error}")).color(ERROR));
@@ -252,15 +295,30 @@ impl DoppelEditor {
         ui.add_space(2.0);
     }
 
-    /// Loads the profile named in the path field; on success moves the knobs to its defaults.
-    fn load(&mut self, setter: &ParamSetter) {
-        let path = self.path_text.trim().to_string();
-        if path.is_empty() {
-            return;
+    /// Loads a model off the GUI thread: the file at `path`, or (with `dialog`) the one the
+    /// user picks in the system file dialog. The result comes back through `loaded`.
+    fn load_in_background(&mut self, dialog: Option<()>, path: Option<PathBuf>) {
+        let hub = self.hub.clone();
+        let done = self.loaded.0.clone();
+        let spawned = std::thread::Builder::new().name("doppel-load".into()).spawn(move || {
+            let path = match (dialog, path) {
+                (Some(()), _) => rfd::FileDialog::new()
+                    .set_title("Load a profile or model")
+                    .add_filter("Doppel, NAM or AIDA-X model", MODEL_EXTENSIONS)
+                    .pick_file(),
+                (None, path) => path,
+            };
+            // The hub keeps any error for the status line.
+            let loaded = path.is_some_and(|p| hub.load_any_path(&p).is_ok());
+            let _ = done.send(loaded);
+        });
+        if spawned.is_err() {
+            self.dialog_open = false;
         }
-        if self.hub.load_path(Path::new(&path)).is_err() {
-            return; // the hub keeps the error for the status line
-        }
+    }
+
+    /// Moves the knobs to the loaded profile's defaults.
+    fn set_knobs_to_defaults(&mut self, setter: &ParamSetter) {
         let Some(meta) = self.hub.status().meta else {
             return;
         };

@@ -105,6 +105,26 @@ impl ModelHub {
         self.record(result)
     }
 
+    /// Loads a model file of any supported kind: a `.doppel` profile, or a NAM `.nam` /
+    /// AIDA-X `.json` / `.aidax` model imported on the fly. Errors as in `load_path`. Off the
+    /// GUI thread (imports parse and convert whole files).
+    pub fn load_any_path(&self, path: &Path) -> Result<()> {
+        let extension = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        match extension.as_str() {
+            "nam" | "json" | "aidax" => {
+                let imported = doppel_engine::interop::import_file(path, &Default::default());
+                match imported {
+                    Ok(profile) => self.load_profile(&profile, &format!("{} (imported)", path.display())),
+                    Err(err) => self.record(Err(err)),
+                }
+            }
+            _ => self.load_path(path),
+        }
+    }
+
     /// Loads a profile from its file bytes, naming `source` in the GUI. Errors as in `load_path`.
     pub fn load_bytes(&self, file_bytes: &[u8], source: &str) -> Result<()> {
         let result = self.try_load_bytes(file_bytes, source, None);

@@ -205,3 +205,30 @@ fn calibration_metadata_sets_the_models_gain_staging() {
         assert!((e - h).abs() <= 1e-4, "input calibration: {h} vs {e}");
     }
 }
+
+#[test]
+fn nam_files_are_imported_on_the_fly() {
+    let dir = std::env::temp_dir().join(format!("doppel-load-any-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut profile = nano_profile("lstm", "nam round trip", 9);
+    // NAM files carry no knobs, and NAM's LSTM has no input-to-output skip.
+    let mut model = doppel_engine::ModelConfig::preset("lstm", doppel_engine::Size::Nano, 0).unwrap();
+    if let doppel_engine::ModelConfig::Lstm(config) = &mut model {
+        config.skip = false;
+    }
+    profile.meta.model = model.clone();
+    profile.meta.knobs.clear();
+    profile.weights = doppel_engine::Weights::random(&model, 9, 0.2);
+    let path = dir.join("model.nam");
+    doppel_engine::interop::export_nam_file(&profile, &path).unwrap();
+    let (hub, mut processor, _meters) = rig();
+    hub.load_any_path(&path).expect("a .nam file imports");
+    let status = hub.status();
+    assert!(status.source.ends_with("(imported)"), "{}", status.source);
+    assert_eq!(status.meta.unwrap().model.architecture(), "lstm");
+    let input = test_signal(500, 8);
+    assert_ne!(play(&mut processor, &input), input, "the imported model does not play");
+    let error = hub.load_any_path(&dir.join("missing.json")).unwrap_err();
+    assert!(format!("{error:#}").contains("cannot read"), "{error:#}");
+    std::fs::remove_dir_all(&dir).ok();
+}
