@@ -92,6 +92,10 @@ pub enum TakeProblem {
 impl fmt::Display for TakeProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            TakeProblem::NoReturn { peak_dbfs } if *peak_dbfs < -120.0 => write!(
+                f,
+                "No return: the Capture Return stayed silent. Route the device's output to the sidechain."
+            ),
             TakeProblem::NoReturn { peak_dbfs } => write!(
                 f,
                 "No return: the Capture Return stayed silent (peak {peak_dbfs:.0} dBFS). Route the device's output to the sidechain."

@@ -97,6 +97,8 @@ pub struct Processor {
     /// Targets last given to the smoothers (a ramp restarts only when a target changes).
     targets: Controls,
     bypass_amount: f32,
+    /// Whether `process` meters its output.
+    own_output_metering: bool,
     /// Per-sample control curves of the current sub-block.
     input_gain_curve: [f32; SUB_BLOCK_SAMPLES],
     output_gain_curve: [f32; SUB_BLOCK_SAMPLES],
@@ -126,6 +128,7 @@ impl Processor {
             knob_values: [0.5; MAX_KNOBS],
             targets: Controls::default(),
             bypass_amount: 0.0,
+            own_output_metering: true,
             input_gain_curve: [1.0; SUB_BLOCK_SAMPLES],
             output_gain_curve: [1.0; SUB_BLOCK_SAMPLES],
             mix_curve: [1.0; SUB_BLOCK_SAMPLES],
@@ -212,8 +215,21 @@ impl Processor {
             self.player.mark_played();
         }
 
+        if self.own_output_metering {
+            self.meter_output(channels);
+        }
+    }
+
+    /// Meters `channels` as the plugin's output. Real-time safe.
+    pub fn meter_output(&self, channels: &[&mut [f32]]) {
         let output_peak = channels.iter().map(|c| peak(c)).fold(0.0, f32::max);
         self.meters.output_peak.fetch_max(output_peak, Ordering::Relaxed);
+    }
+
+    /// Whether `process` meters its own output (the default); a caller that changes the output
+    /// afterwards (the capture deck) turns it off and meters the final output itself.
+    pub fn set_output_metering(&mut self, on: bool) {
+        self.own_output_metering = on;
     }
 
     /// Looks at the "Capture Return" sidechain: the seam where a captured device's output will

@@ -63,9 +63,13 @@ impl Rig {
         let (hub, player) = ModelHub::new(labels);
         let meters = Arc::new(Meters::default());
         let (deck, link) = CaptureDeck::new();
+        let mut processor = Processor::new(player, meters.clone());
+        // The deck may replace the model's output (capture signal, device): the rig meters
+        // what leaves the plugin.
+        processor.set_output_metering(false);
         Rig {
             hub,
-            processor: Processor::new(player, meters.clone()),
+            processor,
             meters,
             setup,
             deck_status: link.status.clone(),
