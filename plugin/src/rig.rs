@@ -159,6 +159,7 @@ impl Rig {
                 &returned[..returned_used],
                 &deck_controls,
             );
+            self.processor.meter_output(&outputs[..used]);
             start += len;
         }
     }

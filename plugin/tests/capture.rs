@@ -180,9 +180,17 @@ fn start_capture(rig: &mut Rig, device: &mut SimulatedDevice, capture: &Profilin
         block(rig, device, &silence, capture);
         std::thread::sleep(Duration::from_millis(2));
     }
+    doppel::dsp::Meters::take(&rig.meters.output_peak);
     for _ in 0..(SR as usize / BLOCK) {
         block(rig, device, &silence, capture);
     }
+    // The output meter shows what leaves the plugin: the capture signal's clicks.
+    let peak = doppel::dsp::Meters::take(&rig.meters.output_peak);
+    let clicks = 0.9 * 10f32.powf(capture.capture_level_db / 20.0);
+    assert!(
+        (peak - clicks).abs() < 0.01 * clicks,
+        "output meter {peak} during a capture (clicks at {clicks})"
+    );
 }
 
 fn wait_for_message(rig: &mut Rig, device: &mut SimulatedDevice, needle: &str) {

@@ -215,8 +215,8 @@ fn tagged_knobs_ui(ui: &mut egui::Ui, params: &DoppelParams) {
                 let changed = ui
                     .add(
                         egui::TextEdit::singleline(&mut name)
-                            .hint_text("untagged")
-                            .desired_width(80.0),
+                            .hint_text("name")
+                            .desired_width(90.0),
                     )
                     .changed();
                 if changed {
