@@ -16,7 +16,8 @@ use doppel::capture::DeckPhase;
 use doppel::dsp::Controls;
 use doppel::params::{CaptureSetup, KnobLabels, Mode};
 use doppel::rig::{ProfilingControls, Rig};
-use doppel::trainer::TrainerPhase;
+use doppel::trainer::{Command, TrainerPhase};
+use doppel_engine::dataset::{load_dataset, CapturesFile, LoadOptions};
 use doppel_engine::metrics::esr;
 use doppel_engine::reference::ReampedAmp as SimulatedDevice;
 use doppel_engine::signal::test_phrase;
@@ -169,6 +170,24 @@ fn capture_finds_the_round_trip_and_training_gets_closer_to_the_device() {
         esr_after < 0.5 * esr_before && esr_after < 0.5,
         "before {esr_before}, after {esr_after}"
     );
+
+    // Export: the captures as WAV pairs + captures.toml that `doppel train --captures` reads,
+    // and the trained profile as a .doppel file.
+    let dir = std::env::temp_dir().join(format!("doppel-capture-export-{}", std::process::id()));
+    rig.trainer().send(Command::ExportCaptures(dir.clone()));
+    wait_for_message(&mut rig, &mut device, "Exported 1 captures");
+    let file = CapturesFile::load(&dir.join("captures.toml")).expect("captures.toml reads");
+    let dataset = load_dataset(&file.capture, &file.knobs, &LoadOptions::default()).expect("the export loads");
+    let exported_latency = dataset.pairs[0].latency_samples;
+    assert!(
+        (exported_latency - found).abs() <= 1,
+        "exported take aligns at {exported_latency}, the plugin found {found}"
+    );
+    rig.trainer().send(Command::ExportProfile(dir.join("trained.doppel")));
+    wait_for_message(&mut rig, &mut device, "Saved the profile");
+    let saved = doppel_engine::Profile::load(dir.join("trained.doppel")).expect("the exported profile loads");
+    assert_eq!(saved.meta.latency_samples, latency);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Starts a capture and plays its first second.

@@ -200,8 +200,24 @@ fn loss_plot(ui: &mut egui::Ui, trainer: &TrainerRemote) {
         });
 }
 
-/// Names and ranges of the device knobs that the plugin's knobs tag captures with.
+/// Names and ranges of the device knobs that the plugin's knobs tag captures with, and the
+/// capture and training settings.
 fn tagged_knobs_ui(ui: &mut egui::Ui, params: &DoppelParams) {
+    {
+        let mut setup = params.capture_setup.write().unwrap_or_else(|e| e.into_inner());
+        ui.horizontal(|ui| {
+            ui.label("Capture length");
+            ui.add(
+                egui::DragValue::new(&mut setup.capture_seconds)
+                    .range(10.0..=600.0)
+                    .suffix(" s"),
+            );
+            ui.label("Training threads");
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            ui.add(egui::DragValue::new(&mut setup.threads).range(0..=cores))
+                .on_hover_text("0: all cores but one");
+        });
+    }
     ui.label(RichText::new("Tagged knobs").strong());
     ui.label(RichText::new("Name a device knob to tag captures with plugin knob N's value over its range.").color(DIM));
     let mut setup = params.capture_setup.write().unwrap_or_else(|e| e.into_inner());
