@@ -100,6 +100,8 @@ pub(super) struct Worker {
     restart: bool,
     /// The running session was reverted: its final model is not posted.
     reverted: bool,
+    /// The running session was kept (stopped by Keep).
+    kept: bool,
     shutdown: bool,
     last_poll: Instant,
 }
@@ -129,6 +131,7 @@ impl Worker {
             start_requested: false,
             restart: false,
             reverted: false,
+            kept: false,
             shutdown: false,
             last_poll: Instant::now(),
         }
@@ -179,6 +182,7 @@ impl Worker {
             Command::Keep => {
                 control.iter().for_each(|c| c.stop());
                 self.revert_to = None;
+                self.kept = control.is_some();
                 self.status.say("Kept: this model is saved with the project.");
             }
             Command::Revert => {
@@ -455,6 +459,7 @@ impl Worker {
         self.status.best_esr.store(0.0, Ordering::Relaxed);
         self.status.set_phase(TrainerPhase::Training);
         self.reverted = false;
+        self.kept = false;
         let control = session.control();
         let result = session.run(&mut |event| self.on_event(event, &control));
         match result {
@@ -462,7 +467,11 @@ impl Worker {
                 let esr = outcome.profile.meta.accuracy.as_ref().map_or(f32::NAN, |a| a.esr);
                 let _ = self.hub.load_profile(&outcome.profile, "trained in the plugin");
                 self.status.set_phase(TrainerPhase::Ready);
-                if !self.restart {
+                if self.kept {
+                    self.status.say(format!(
+                        "Kept: validation ESR {esr:.4}; this model is saved with the project."
+                    ));
+                } else if !self.restart {
                     self.status.say(format!(
                         "Training done: validation ESR {esr:.4}. Keep it, or Revert to the profile before."
                     ));
