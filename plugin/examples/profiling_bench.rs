@@ -155,6 +155,8 @@ fn capture_bench() -> Result<()> {
     let silence = [0.0f32; BLOCK];
     let mut back = [0.0f32; BLOCK];
     let mut clock = Clock::new();
+    // A capture starts when Mode changes to Capture.
+    clock.block(&mut rig, &silence, &back, &controls, &play, false);
     let (mut captured_at, mut first_model_at, mut target_at) = (None, None, None);
     let mut seen_checkpoints = 0;
     let mut held_position = 0;

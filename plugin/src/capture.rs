@@ -185,7 +185,8 @@ pub struct CaptureDeck {
     gains: [f32; 3],
     /// The capture ended (or failed); stays until Mode leaves Capture.
     captured: bool,
-    last_mode: Mode,
+    /// Mode in the last block (`None` before the first).
+    last_mode: Option<Mode>,
 }
 
 impl CaptureDeck {
@@ -206,7 +207,7 @@ impl CaptureDeck {
             sample_rate_hz: 48_000.0,
             gains: [1.0, 0.0, 0.0],
             captured: false,
-            last_mode: Mode::Play,
+            last_mode: None,
         };
         let link = DeckLink {
             armed,
@@ -248,8 +249,13 @@ impl CaptureDeck {
     /// are mixed; `dry.len()` samples. Real-time safe.
     pub fn process(&mut self, outputs: &mut [&mut [f32]], dry: &[f32], returned: &[&[f32]], controls: &DeckControls) {
         let len = dry.len();
-        if controls.mode != self.last_mode {
-            if self.last_mode == Mode::Capture {
+        if self.last_mode.is_none() && controls.mode == Mode::Capture {
+            // A capture starts when Mode changes to Capture. An instance whose very first block
+            // is already in Capture (a project reopened as it was saved) does not blast the
+            // test signal: it waits for Mode to leave Capture and come back.
+            self.captured = true;
+        } else if self.last_mode.is_some_and(|last| last != controls.mode) {
+            if self.last_mode == Some(Mode::Capture) {
                 if let Some(take) = &mut self.take {
                     if take.recorded > 0 {
                         take.problem = Some(TakeProblem::Interrupted {
@@ -263,8 +269,8 @@ impl CaptureDeck {
             if controls.mode == Mode::Learn {
                 self.chunk_fill = 0;
             }
-            self.last_mode = controls.mode;
         }
+        self.last_mode = Some(controls.mode);
         let capturing = controls.mode == Mode::Capture && !self.captured;
         if capturing && self.take.is_none() {
             self.take = self.armed.take();

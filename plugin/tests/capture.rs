@@ -190,9 +190,11 @@ fn capture_finds_the_round_trip_and_training_gets_closer_to_the_device() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Starts a capture and plays its first second.
+/// Starts a capture (from Play: only a change to Capture starts one) and plays its first
+/// second.
 fn start_capture(rig: &mut Rig, device: &mut SimulatedDevice, capture: &ProfilingControls) {
     let silence = [0.0f32; BLOCK];
+    block(rig, device, &silence, &ProfilingControls::default());
     let start = Instant::now();
     while rig.deck_status().phase() != DeckPhase::Capturing {
         assert!(start.elapsed() < Duration::from_secs(60), "no take was prepared");
@@ -263,6 +265,28 @@ fn host_changes_during_a_capture_fail_the_take_with_their_own_message() {
 }
 
 #[test]
+fn an_instance_that_starts_in_capture_mode_plays_no_test_signal() {
+    // A project saved in Capture mode reopens in it: nothing plays until Mode is pressed again.
+    let mut rig = rig(CaptureSetup {
+        capture_seconds: 10.0,
+        ..CaptureSetup::default()
+    });
+    let mut device = device(0.0);
+    let capture = ProfilingControls {
+        mode: Mode::Capture,
+        ..ProfilingControls::default()
+    };
+    let silence = [0.0f32; BLOCK];
+    for _ in 0..(SR as usize / BLOCK) {
+        let out = block(&mut rig, &mut device, &silence, &capture);
+        assert!(out.iter().all(|x| *x == 0.0), "a reopened Capture played");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    assert_eq!(rig.deck_status().phase(), DeckPhase::Captured);
+    start_capture(&mut rig, &mut device, &capture);
+}
+
+#[test]
 fn a_capture_without_a_return_says_so_and_trains_nothing() {
     let setup = CaptureSetup {
         capture_seconds: 10.0,
@@ -276,6 +300,7 @@ fn a_capture_without_a_return_says_so_and_trains_nothing() {
     // A device that never answers: silence on the return.
     let mut device = device(0.0);
     let silence = [0.0f32; BLOCK];
+    block(&mut rig, &mut device, &silence, &ProfilingControls::default());
     let start = Instant::now();
     while rig.deck_status().phase() != DeckPhase::Captured {
         assert!(start.elapsed() < Duration::from_secs(120), "the capture never ended");
