@@ -201,11 +201,12 @@ pub fn check_take(
     let clicks = click_positions(sample_rate, played.len());
     let layout = capture_layout(sample_rate, played.len() as f32 / sample_rate as f32);
     let intro = section(&layout, CaptureSection::Intro);
-    let (Some(&first_click), true) = (clicks.first(), clicks.len() >= 2) else {
+    if clicks.len() < 2 {
         return Err(TakeProblem::LatencyNotFound {
             reason: "the signal is too short to hold its clicks".into(),
         });
-    };
+    }
+    let first_click = clicks[0];
     // Noise: the return before the first click could have come back (the device's idle
     // output, its DC removed), against the played part (the plucks, late by at most the
     // latency window, which is small beside them).

@@ -70,26 +70,20 @@ impl ProfilerUi {
         ui.add_space(4.0);
         ui.label(RichText::new("Profiler").strong());
         ui.label(RichText::new(ROUTING_TEXT).color(DIM));
-        ui.horizontal(|ui| {
-            ui.label("Mode");
-            for (mode, text) in [(Mode::Play, "Play"), (Mode::Capture, "Capture"), (Mode::Learn, "Learn")] {
-                if ui.selectable_label(params.mode.value() == mode, text).clicked() {
-                    setter.begin_set_parameter(&params.mode);
-                    setter.set_parameter(&params.mode, mode);
-                    setter.end_set_parameter(&params.mode);
-                }
-            }
-        });
-        ui.horizontal(|ui| {
-            ui.label("Monitor");
-            for (monitor, text) in [(Monitor::Model, "Model"), (Monitor::Device, "Device")] {
-                if ui.selectable_label(params.monitor.value() == monitor, text).clicked() {
-                    setter.begin_set_parameter(&params.monitor);
-                    setter.set_parameter(&params.monitor, monitor);
-                    setter.end_set_parameter(&params.monitor);
-                }
-            }
-        });
+        choice_row(
+            ui,
+            setter,
+            "Mode",
+            &params.mode,
+            &[(Mode::Play, "Play"), (Mode::Capture, "Capture"), (Mode::Learn, "Learn")],
+        );
+        choice_row(
+            ui,
+            setter,
+            "Monitor",
+            &params.monitor,
+            &[(Monitor::Model, "Model"), (Monitor::Device, "Device")],
+        );
         ui.horizontal(|ui| {
             ui.label("Capture level");
             ui.add(ParamSlider::for_param(&params.capture_level_db, setter).with_width(150.0));
@@ -179,6 +173,26 @@ impl ProfilerUi {
         ui.separator();
         tagged_knobs_ui(ui, params);
     }
+}
+
+/// A labelled row of buttons, one per value of an enum parameter; clicking one sets it.
+fn choice_row<T: Enum + PartialEq + Copy + 'static>(
+    ui: &mut egui::Ui,
+    setter: &ParamSetter,
+    label: &str,
+    param: &EnumParam<T>,
+    choices: &[(T, &str)],
+) {
+    ui.horizontal(|ui| {
+        ui.label(label);
+        for &(value, text) in choices {
+            if ui.selectable_label(param.value() == value, text).clicked() {
+                setter.begin_set_parameter(param);
+                setter.set_parameter(param, value);
+                setter.end_set_parameter(param);
+            }
+        }
+    });
 }
 
 fn loss_plot(ui: &mut egui::Ui, trainer: &TrainerRemote) {
