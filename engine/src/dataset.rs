@@ -108,6 +108,10 @@ pub struct CaptureSpec {
     /// Knob values by name, in the knobs' units.
     #[serde(default)]
     pub knobs: BTreeMap<String, f32>,
+    /// This capture's device latency in samples, when already measured (the plugin writes the
+    /// round trip it found from the capture signal's clicks); estimated when absent.
+    #[serde(default)]
+    pub latency_samples: Option<i64>,
 }
 
 /// A knob's range as `captures.toml` may give it; missing fields are inferred.
@@ -205,15 +209,18 @@ pub struct CaptureAudio {
     pub target_label: PathBuf,
     /// Knob values by name, in the knobs' units.
     pub knobs: BTreeMap<String, f32>,
+    /// This capture's device latency in samples when already measured; estimated when `None`.
+    pub latency_samples: Option<i64>,
 }
 
 impl CaptureAudio {
-    /// The device latency of this capture, checked and measured (or given) as `options` say.
+    /// The device latency of this capture, checked and measured: `options`' override first,
+    /// then the capture's own measured latency, else estimated by cross-correlation.
     pub fn latency(&self, options: &LoadOptions) -> Result<i64> {
         measure_capture(
             (&self.input, &self.input_label),
             (&self.target, &self.target_label),
-            options.latency_override,
+            options.latency_override.or(self.latency_samples),
             options.max_latency_seconds,
         )
     }
@@ -226,6 +233,7 @@ impl CaptureAudio {
             input_label: spec.input.clone(),
             target_label: spec.target.clone(),
             knobs: spec.knobs.clone(),
+            latency_samples: spec.latency_samples,
         })
     }
 }

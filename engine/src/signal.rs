@@ -8,7 +8,7 @@
 //! For a length of `seconds`, sections follow in this order (see [`capture_layout`]); the
 //! fractions apply to what remains after the intro, and every section ends in a short gap
 //! of silence:
-//! 1. **Intro** (min(1.5 s, 8 %)): silence for a third, then three single-sample clicks at
+//! 1. **Intro** (min(1.5 s, 15 %)): silence for a third, then three single-sample clicks at
 //!    0.9 spaced evenly (sharp broadband latency markers, one after the silence).
 //! 2. **Sweeps** (6 %): four exponential sine sweeps 20 Hz to min(20 kHz, 0.45·rate) at
 //!    -30, -18, -9 and -1 dBFS.
@@ -75,7 +75,9 @@ pub fn capture_layout(sample_rate: u32, seconds: f32) -> Vec<(CaptureSection, Ra
 
 /// [`capture_layout`] for a signal `total` samples long.
 fn layout_of(sample_rate: u32, total: usize) -> Vec<(CaptureSection, Range<usize>)> {
-    let intro = ((1.5 * sample_rate as f32) as usize).min(total * 8 / 100);
+    // 1.5 s spaces the clicks a third of a second apart, more than the longest round trip
+    // searched (0.25 s), so no click's answer can pass for another's.
+    let intro = ((1.5 * sample_rate as f32) as usize).min(total * 15 / 100);
     let rest = total - intro;
     let shares = [
         (CaptureSection::Sweeps, 6),

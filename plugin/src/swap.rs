@@ -78,14 +78,11 @@ impl LoadedModel {
             meta.latency_samples
         );
         let knobs = &knobs[..meta.knobs.len().min(knobs.len())];
+        // Warmed once; the other channels clone the warm kernel (its state and stored warm
+        // state come along), so a stereo build costs one warm-up, not two.
         let mut first = StreamingModel::new(&meta.model, &profile.weights, SUB_BLOCK_SAMPLES)?;
         first.store_warm_state(knobs);
-        let mut kernels = vec![first];
-        for _ in 1..MAX_CHANNELS {
-            let mut kernel = StreamingModel::new(&meta.model, &profile.weights, SUB_BLOCK_SAMPLES)?;
-            kernel.store_warm_state(knobs);
-            kernels.push(kernel);
-        }
+        let kernels = vec![first; MAX_CHANNELS];
         let dry_delays = (0..MAX_CHANNELS)
             .map(|_| DelayLine::new(meta.latency_samples as usize))
             .collect();

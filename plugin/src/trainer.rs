@@ -91,6 +91,12 @@ pub struct TrainerStatus {
     pub captures: AtomicUsize,
     /// Audio held, in seconds.
     pub held_seconds: AtomicF32,
+    /// Takes that passed their checks.
+    pub takes_accepted: AtomicU64,
+    /// Takes refused by their checks.
+    pub takes_refused: AtomicU64,
+    /// Captures dropped, oldest first, to stay under the cap.
+    pub captures_dropped: AtomicU64,
     /// The round-trip latency measured from the last good take, in samples (-1: none yet).
     pub latency_samples: AtomicI64,
     /// Learn audio waiting to be fed, in seconds.
@@ -99,6 +105,9 @@ pub struct TrainerStatus {
     pub commands_refused: AtomicU64,
     /// The last thing the user should read (a take's problem, a notice, an error).
     message: Mutex<String>,
+    /// The last take's verdict (good, or its problem), kept until the next take: training's
+    /// own messages replace `message` but must not hide why a take was refused.
+    take_verdict: Mutex<String>,
     /// `(step, loss)` of recent steps, thinned to at most [`CURVE_POINTS`].
     loss_curve: Mutex<Vec<[f64; 2]>>,
     /// `(step, validation ESR)` at each improvement.
@@ -130,6 +139,18 @@ impl TrainerStatus {
 
     pub(crate) fn say(&self, text: impl Into<String>) {
         *self.message.lock().unwrap_or_else(|e| e.into_inner()) = text.into();
+    }
+
+    /// The last take's verdict (empty before the first take).
+    pub fn take_verdict(&self) -> String {
+        self.take_verdict.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Says `text` and keeps it as the last take's verdict.
+    pub(crate) fn judge_take(&self, text: impl Into<String>) {
+        let text = text.into();
+        self.say(text.clone());
+        *self.take_verdict.lock().unwrap_or_else(|e| e.into_inner()) = text;
     }
 
     /// A copy of the loss and validation curves.

@@ -7,14 +7,13 @@
 mod common;
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use common::device::{block, device, play, rig, wait_for_message, wait_until, BLOCK, SR};
 use common::nano_profile;
 use doppel::capture::DeckPhase;
 use doppel::dsp::Controls;
-use doppel::params::{CaptureSetup, KnobLabels, Mode};
+use doppel::params::{CaptureSetup, Mode};
 use doppel::rig::{ProfilingControls, Rig};
 use doppel::trainer::{Command, TrainerPhase};
 use doppel_engine::dataset::{load_dataset, CapturesFile, LoadOptions};
@@ -22,47 +21,6 @@ use doppel_engine::metrics::esr;
 use doppel_engine::reference::ReampedAmp as SimulatedDevice;
 use doppel_engine::signal::test_phrase;
 use nice_assert_no_alloc::assert_no_alloc;
-
-const SR: f32 = 48_000.0;
-const BLOCK: usize = 64;
-const ROUND_TRIP: usize = 300;
-
-/// The built-in amp (gain 6, tone 5) behind the round trip, with noise of `noise` peak.
-fn device(noise: f32) -> SimulatedDevice {
-    SimulatedDevice::new(SR, 6.0, 5.0, ROUND_TRIP, noise)
-}
-
-fn rig(setup: CaptureSetup) -> Rig {
-    let labels = Arc::new(ArcSwap::from_pointee(KnobLabels::default()));
-    let mut rig = Rig::new(labels, Arc::new(RwLock::new(setup)));
-    rig.activate(SR, &Controls::default());
-    rig
-}
-
-/// One block through the rig with the device on the return; returns the left output.
-fn block(rig: &mut Rig, device: &mut SimulatedDevice, input: &[f32], profiling: &ProfilingControls) -> Vec<f32> {
-    let mut left = input.to_vec();
-    let mut right = input.to_vec();
-    let mut back = vec![0.0; input.len()];
-    device.receive(&mut back);
-    let controls = Controls::default();
-    {
-        let mut channels: [&mut [f32]; 2] = [&mut left, &mut right];
-        let returned: [&[f32]; 2] = [&back, &back];
-        assert_no_alloc(|| rig.process(&mut channels, &returned, &controls, profiling));
-    }
-    device.send(&left);
-    left
-}
-
-/// Plays `input` through the rig in Play mode; returns the left output.
-fn play(rig: &mut Rig, device: &mut SimulatedDevice, input: &[f32]) -> Vec<f32> {
-    let profiling = ProfilingControls::default();
-    input
-        .chunks(BLOCK)
-        .flat_map(|chunk| block(rig, device, chunk, &profiling))
-        .collect()
-}
 
 /// ESR of `output` against the device's own rendering of `input`, aligned as a DAW plays a
 /// profile reporting `latency_samples`.
@@ -82,25 +40,6 @@ fn esr_against_device(input: &[f32], output: &[f32], latency_samples: u32) -> f3
         }
     }
     esr(&a, &b)
-}
-
-fn wait_until(rig: &mut Rig, device: &mut SimulatedDevice, timeout: Duration, done: impl Fn(&Rig) -> bool) {
-    let start = Instant::now();
-    let silence = [0.0f32; BLOCK];
-    while !done(rig) {
-        let status = rig.trainer().status();
-        assert!(
-            start.elapsed() < timeout,
-            "timed out: {:?}, step {}, loss {}, message {:?}",
-            status.phase(),
-            status.steps.load(Ordering::Relaxed),
-            status.loss.load(Ordering::Relaxed),
-            status.message()
-        );
-        // Keep the audio running (swaps happen at block boundaries).
-        play(rig, device, &silence);
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]
@@ -128,20 +67,8 @@ fn capture_finds_the_round_trip_and_training_gets_closer_to_the_device() {
         capture_level_db: -6.0,
         ..ProfilingControls::default()
     };
-    let silence = [0.0f32; BLOCK];
-    let start = Instant::now();
-    let mut played = 0;
-    while rig.deck_status().phase() != DeckPhase::Captured {
-        assert!(start.elapsed() < Duration::from_secs(120), "the capture never ended");
-        let out = block(&mut rig, &mut device, &silence, &capture);
-        if rig.deck_status().phase() == DeckPhase::Preparing {
-            std::thread::sleep(Duration::from_millis(2));
-        } else {
-            played += out.len();
-        }
-    }
+    let played = common::device::capture(&mut rig, &mut device, &Controls::default(), &capture);
     assert!(played >= (20.0 * SR) as usize, "only {played} samples played");
-    block(&mut rig, &mut device, &silence, &ProfilingControls::default());
 
     let status = rig.trainer().status().clone();
     wait_until(&mut rig, &mut device, Duration::from_secs(60), |_| {
@@ -212,13 +139,6 @@ fn start_capture(rig: &mut Rig, device: &mut SimulatedDevice, capture: &Profilin
         (peak - clicks).abs() < 0.01 * clicks,
         "output meter {peak} during a capture (clicks at {clicks})"
     );
-}
-
-fn wait_for_message(rig: &mut Rig, device: &mut SimulatedDevice, needle: &str) {
-    let status = rig.trainer().status().clone();
-    wait_until(rig, device, Duration::from_secs(30), |_| {
-        status.message().contains(needle)
-    });
 }
 
 #[test]

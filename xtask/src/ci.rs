@@ -122,16 +122,21 @@ pub fn run(filter: StepFilter) -> Result<()> {
         "standalone with its editor under Xvfb",
         &standalone_smoke_test,
     )?;
-    step(&mut steps, "host", "pedalboard host test of the VST3", &|| {
-        run_command(
-            Command::new(venv_python())
-                .args(["-m", "pytest", "tests/host", "-v", "-p", "no:cacheprovider"])
-                .env("DOPPEL_BIN", root.join("target/debug/doppel"))
-                .env("DOPPEL_VST3", root.join("target/bundled/Doppel.vst3"))
-                .env_remove("DOPPEL_PROFILE")
-                .current_dir(&root),
-        )
-    })?;
+    step(
+        &mut steps,
+        "host",
+        "host tests of the VST3 (pedalboard, DawDreamer)",
+        &|| {
+            run_command(
+                Command::new(venv_python())
+                    .args(["-m", "pytest", "tests/host", "-v", "-p", "no:cacheprovider"])
+                    .env("DOPPEL_BIN", root.join("target/debug/doppel"))
+                    .env("DOPPEL_VST3", root.join("target/bundled/Doppel.vst3"))
+                    .env_remove("DOPPEL_PROFILE")
+                    .current_dir(&root),
+            )
+        },
+    )?;
     steps.print_summary();
     Ok(())
 }

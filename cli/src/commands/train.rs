@@ -164,6 +164,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     input: input.clone(),
                     target: target.clone(),
                     knobs,
+                    latency_samples: None,
                 }],
                 BTreeMap::new(),
             )

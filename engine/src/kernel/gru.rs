@@ -19,6 +19,7 @@ use crate::profile::Weights;
 const INPUT_LIMIT: f32 = 1000.0;
 
 /// One layer's weights, laid out for the inner loop, and its state.
+#[derive(Clone)]
 struct LayerState {
     /// Input weights transposed, `[in][3H]` row-major (for layer 0 row 0 is the audio
     /// column, rows `1..` the knob columns).
@@ -49,6 +50,7 @@ impl LayerState {
 }
 
 /// Streaming GRU for one audio channel.
+#[derive(Clone)]
 pub struct GruKernel {
     layers: Vec<LayerState>,
     /// Head weights, `[H]`.

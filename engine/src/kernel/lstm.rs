@@ -30,6 +30,7 @@ const CELL_LIMIT: f32 = 1.0e4;
 const INPUT_LIMIT: f32 = 1000.0;
 
 /// One layer's weights, laid out for the inner loop, and its state.
+#[derive(Clone)]
 struct LayerState {
     /// Input weights transposed, `[in][4H]` row-major (for layer 0 row 0 is the audio column,
     /// rows `1..` the knob columns).
@@ -71,6 +72,7 @@ impl LayerState {
 }
 
 /// Streaming LSTM for one audio channel.
+#[derive(Clone)]
 pub struct LstmKernel {
     /// Instruction set of the SIMD path, detected once in [`Self::new`].
     isa: Isa,

@@ -19,7 +19,9 @@ pub use wavenet::WavenetKernel;
 use crate::model::ModelConfig;
 use crate::profile::Weights;
 
-/// A model's streaming kernel, one per audio channel.
+/// A model's streaming kernel, one per audio channel. A clone carries the state too (a warm
+/// kernel clones warm).
+#[derive(Clone)]
 pub enum StreamingModel {
     /// See [`WavenetKernel`].
     Wavenet(WavenetKernel),

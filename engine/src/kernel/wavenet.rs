@@ -28,6 +28,7 @@ use crate::profile::Weights;
 const INPUT_LIMIT: f32 = 1000.0;
 
 /// One dilated layer: weights laid out for the block products, and its input history.
+#[derive(Clone)]
 struct Layer {
     /// `(kernel_size - 1) * dilation`: past input samples the convolution reads.
     history_samples: usize,
@@ -56,6 +57,7 @@ struct Layer {
 }
 
 /// One layer array.
+#[derive(Clone)]
 struct Array {
     channels: usize,
     kernel_size: usize,
@@ -70,6 +72,7 @@ struct Array {
 }
 
 /// Streaming WaveNet for one audio channel.
+#[derive(Clone)]
 pub struct WavenetKernel {
     /// Instruction set the block products run on, detected once in [`Self::new`].
     isa: Isa,

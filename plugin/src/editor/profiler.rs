@@ -11,7 +11,7 @@ use nice_plug::prelude::*;
 use nice_plug_egui::widgets::ParamSlider;
 
 use crate::capture::{DeckPhase, DeckStatus};
-use crate::params::{DoppelParams, Mode, Monitor, TaggedKnob, LOUD_CAPTURE_LEVEL_DB};
+use crate::params::{DoppelParams, Mode, Monitor, TaggedKnob, DEFAULT_MAX_CAPTURE_SECONDS, LOUD_CAPTURE_LEVEL_DB};
 use crate::trainer::{Command, TrainerPhase, TrainerRemote};
 
 const DIM: Color32 = Color32::from_gray(140);
@@ -105,7 +105,11 @@ impl ProfilerUi {
         let status = trainer.status();
         let message = status.message();
         if !message.is_empty() {
-            ui.label(message);
+            ui.label(&message);
+        }
+        let verdict = status.take_verdict();
+        if !verdict.is_empty() && verdict != message {
+            ui.label(RichText::new(format!("Last take: {verdict}")).color(DIM));
         }
         let (sent, dropped) = (
             deck.learn_chunks_sent.load(Ordering::Relaxed),
@@ -120,11 +124,22 @@ impl ProfilerUi {
                 .color(DIM),
             );
         }
+        let dropped = status.captures_dropped.load(Ordering::Relaxed);
+        let cap_seconds = params
+            .capture_setup
+            .read()
+            .map_or(DEFAULT_MAX_CAPTURE_SECONDS, |setup| setup.max_capture_seconds);
         ui.label(
             RichText::new(format!(
-                "{} captures held ({:.0} s)",
+                "{} captures held ({:.0} s of {:.0} min){}",
                 status.captures.load(Ordering::Relaxed),
-                status.held_seconds.load(Ordering::Relaxed)
+                status.held_seconds.load(Ordering::Relaxed),
+                cap_seconds / 60.0,
+                if dropped > 0 {
+                    format!(", {dropped} oldest dropped to stay under it")
+                } else {
+                    String::new()
+                }
             ))
             .color(DIM),
         );

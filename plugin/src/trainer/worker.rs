@@ -25,6 +25,8 @@ use crate::params::CaptureSetup;
 
 /// Learn audio gathered before it is handed to training, in seconds.
 pub const LEARN_FEED_SECONDS: f32 = 10.0;
+/// Lowest cross-correlation confidence (peak over runner-up) Learn trusts for its delay.
+const LEARN_LATENCY_CONFIDENCE: f32 = 3.0;
 /// How often the thread looks at its queues while idle.
 const IDLE_POLL: Duration = Duration::from_millis(20);
 /// How often a running session's callback looks at commands and queues.
@@ -45,6 +47,9 @@ pub struct StoredCapture {
     pub label: String,
     /// Recorded in Learn (the user's playing) rather than from the capture signal.
     pub learned: bool,
+    /// Round trip found for this capture, in samples: from the capture signal's clicks for a
+    /// take, measured once from the playing for Learn pairs.
+    pub latency_samples: i64,
 }
 
 impl StoredCapture {
@@ -64,6 +69,7 @@ impl StoredCapture {
             input_label: PathBuf::from(format!("{} (input)", self.label)),
             target_label: PathBuf::from(&self.label),
             knobs: self.knobs.clone(),
+            latency_samples: Some(self.latency_samples),
         }
     }
 }
@@ -91,6 +97,8 @@ pub(super) struct Worker {
     learn: LearnBuffer,
     /// The round trip from the last good take, in samples.
     latency_samples: Option<i64>,
+    /// Main input to return delay of Learn pairs, measured once (see `learn_latency`).
+    learn_latency_samples: Option<i64>,
     /// What played before training began (Revert's target).
     revert_to: Option<Arc<Profile>>,
     takes_seen: usize,
@@ -125,6 +133,7 @@ impl Worker {
             captures: VecDeque::new(),
             learn: LearnBuffer::default(),
             latency_samples: None,
+            learn_latency_samples: None,
             revert_to: None,
             takes_seen: 0,
             learned_seen: 0,
@@ -204,6 +213,7 @@ impl Worker {
                 self.captures.clear();
                 self.learn = LearnBuffer::default();
                 self.latency_samples = None;
+                self.learn_latency_samples = None;
                 self.status.latency_samples.store(-1, Ordering::Relaxed);
                 self.publish_held();
                 self.status.say("Captures and learned audio cleared.");
@@ -278,7 +288,8 @@ impl Worker {
         let report = match checked {
             Ok(report) => report,
             Err(problem) => {
-                self.status.say(problem.to_string());
+                self.status.takes_refused.fetch_add(1, Ordering::Relaxed);
+                self.status.judge_take(problem.to_string());
                 self.status.set_phase(phase);
                 return;
             }
@@ -295,23 +306,26 @@ impl Worker {
             .filter_map(|(tag, value)| tag.as_ref().map(|t| (t.name.clone(), t.value_at(value))))
             .collect();
         self.takes_seen += 1;
-        self.store(StoredCapture {
+        self.status.takes_accepted.fetch_add(1, Ordering::Relaxed);
+        let dropped = self.store(StoredCapture {
             input: played,
             target: take.returned,
             sample_rate,
             knobs,
             label: format!("take {}", self.takes_seen),
             learned: false,
+            latency_samples: report.latency_samples,
         });
-        self.status.say(format!(
-            "Take {} is good: round trip {} samples ({:.2} ms), signal {:.0} dB above the noise{}. Training.",
+        self.status.judge_take(format!(
+            "Take {} is good: round trip {} samples ({:.2} ms), signal {:.0} dB above the noise{}. Training.{}",
             self.takes_seen,
             report.latency_samples,
             report.latency_samples as f32 * 1000.0 / take.sample_rate_hz,
             report.snr_db,
             report
                 .replicate_esr
-                .map_or(String::new(), |e| format!(", replicate ESR {e:.1e}"))
+                .map_or(String::new(), |e| format!(", replicate ESR {e:.1e}")),
+            dropped.map_or(String::new(), |notice| format!(" {notice}"))
         ));
         match control {
             // The data changed shape (maybe a new knob setting): start over on all of it.
@@ -328,8 +342,9 @@ impl Worker {
         });
     }
 
-    /// Adds a capture, dropping the oldest while the total is over the cap.
-    fn store(&mut self, capture: StoredCapture) {
+    /// Adds a capture, dropping the oldest while the total is over the cap; returns the
+    /// notice naming what was dropped, if anything was.
+    fn store(&mut self, capture: StoredCapture) -> Option<String> {
         let cap = self.setup().max_capture_seconds.max(1.0);
         self.captures.push_back(capture);
         let mut dropped = Vec::new();
@@ -338,14 +353,17 @@ impl Worker {
                 dropped.push(old.label);
             }
         }
-        if !dropped.is_empty() {
-            self.status.say(format!(
-                "Dropped {} to stay under {:.0} minutes of captured audio.",
+        self.publish_held();
+        self.status
+            .captures_dropped
+            .fetch_add(dropped.len() as u64, Ordering::Relaxed);
+        (!dropped.is_empty()).then(|| {
+            format!(
+                "Dropped {} to stay under {:.1} minutes of captured audio.",
                 dropped.join(", "),
                 cap / 60.0
-            ));
-        }
-        self.publish_held();
+            )
+        })
     }
 
     fn publish_held(&self) {
@@ -379,6 +397,9 @@ impl Worker {
         if (buffer.input.len() as f32) < 2.0 * buffer.sample_rate_hz {
             return; // too short to align or learn from
         }
+        let Some(latency_samples) = self.learn_latency(&buffer) else {
+            return;
+        };
         // Learn pairs carry the playing profile's knobs (what fine-tuning trains).
         let knobs = self
             .hub
@@ -400,12 +421,49 @@ impl Worker {
             knobs,
             label: format!("learn {}", self.learned_seen),
             learned: true,
+            latency_samples,
         };
         let audio = capture.audio();
-        self.store(capture);
+        if let Some(notice) = self.store(capture) {
+            self.status.say(notice);
+        }
         match control {
             Some(control) => control.feed(CaptureInput::Memory(audio)),
             None => self.start_requested = true,
+        }
+    }
+
+    /// The delay from the main input to the return for Learn pairs, measured once from the
+    /// first buffer of playing (cross-correlation of the DI with the return; a guitar's
+    /// plucks are as impulsive as the capture signal's clicks) and kept until Reset. Learn
+    /// measures its own: with the DI split to the device, the path differs from a capture's
+    /// re-amp round trip, which is the fallback while the playing gives no clear peak. `None`
+    /// (with a message; the buffer is dropped) when neither is known.
+    fn learn_latency(&mut self, buffer: &LearnBuffer) -> Option<i64> {
+        if let Some(latency) = self.learn_latency_samples {
+            return Some(latency);
+        }
+        let max_latency = (MAX_ROUND_TRIP_SECONDS * buffer.sample_rate_hz) as usize;
+        match doppel_engine::align::estimate_latency(&buffer.input, &buffer.returned, max_latency) {
+            Ok(found) if found.confidence >= LEARN_LATENCY_CONFIDENCE => {
+                self.learn_latency_samples = Some(found.latency_samples);
+                self.status
+                    .latency_samples
+                    .store(found.latency_samples, Ordering::Relaxed);
+                self.status.say(format!(
+                    "Learn: round trip {} samples ({:.2} ms), measured from your playing.",
+                    found.latency_samples,
+                    found.latency_samples as f32 * 1000.0 / buffer.sample_rate_hz
+                ));
+                Some(found.latency_samples)
+            }
+            _ if self.latency_samples.is_some() => self.latency_samples,
+            Ok(_) | Err(_) => {
+                self.status.say(
+                    "Learn: cannot find the round trip in this playing yet (is the device's return on the Capture Return?).",
+                );
+                None
+            }
         }
     }
 
@@ -427,7 +485,6 @@ impl Worker {
         }
         config.threads = Some(setup.worker_threads());
         config.lower_priority = true;
-        config.latency_override = self.latency_samples;
         config.start_from = start_from.as_deref().cloned();
         if !fine_tune {
             for tag in setup.knobs.iter().flatten() {
@@ -548,6 +605,7 @@ impl Worker {
                 quote(&input),
                 quote(&target)
             );
+            let _ = writeln!(toml, "latency_samples = {}", capture.latency_samples);
             if !capture.knobs.is_empty() {
                 let values: Vec<String> = capture
                     .knobs

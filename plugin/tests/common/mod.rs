@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod device;
+
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;

@@ -19,6 +19,7 @@ pub(super) const MAX_VECTORS_PER_GATE: usize = 5;
 const MAX_PADDED: usize = MAX_VECTORS_PER_GATE * 16;
 
 /// A single LSTM layer packed for vectors of `lanes` lanes.
+#[derive(Clone)]
 pub(super) struct PackedLstm {
     hidden: usize,
     /// Hidden units per gate block, padded to a multiple of the lanes.

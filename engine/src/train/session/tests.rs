@@ -57,6 +57,7 @@ fn capture_of(seconds: f32, seed: u64, label: &str) -> CaptureInput {
         input_label: format!("{label} in").into(),
         target_label: format!("{label} out").into(),
         knobs: BTreeMap::new(),
+        latency_samples: None,
     })
 }
 
