@@ -109,6 +109,19 @@ pub struct TrainingSummary {
     /// Seconds since training started at each entry of `validation_curve`.
     #[serde(default)]
     pub validation_seconds: Vec<f32>,
+    /// The effect kind it was trained as (`amp`, `compressor`, `denoiser`; empty in older
+    /// profiles): it chose the loss weights below.
+    #[serde(default)]
+    pub effect: String,
+    /// Scored samples per training segment.
+    #[serde(default)]
+    pub segment_samples: usize,
+    /// Unscored samples ahead of each segment that settle the model's state.
+    #[serde(default)]
+    pub warmup_samples: usize,
+    /// The objective's non-zero loss weights, by term name.
+    #[serde(default)]
+    pub loss_weights: Vec<(String, f32)>,
 }
 
 impl TrainingSummary {

@@ -1,5 +1,6 @@
-//! The built-in reference "hardware": a deterministic digital tube amp and 4x12 cabinet
-//! used as the device to capture in the demo and the tests. Runs on any thread; `process`
+//! The built-in reference "hardware": a deterministic digital tube amp and 4x12 cabinet (and,
+//! in [`ReferenceCompressor`], a feed-forward compressor) used as the devices to capture in
+//! the demo and the tests. Runs on any thread; `process`
 //! does not allocate, so it could run on the audio thread too.
 //!
 //! Signal path (knobs `gain` and `tone` on 0..10):
@@ -18,6 +19,10 @@
 //! The amp itself is [`TubeAmp::latency_samples`] late as alignment sees it: the
 //! oversampler's linear-phase delay plus the phase-aligned delay of its minimum-phase
 //! filters. [`run_reference_amp`] pads that to [`REFERENCE_DEVICE_LATENCY_SAMPLES`].
+
+mod compressor;
+
+pub use compressor::{reference_compressor_knobs, CompressorSettings, Detector, ReferenceCompressor};
 
 use crate::align::correlation_band_weight;
 use crate::dsp::{db_to_gain, sanitize, Biquad, OnePole, OnePoleKind, Oversampler};

@@ -12,6 +12,7 @@
 
 mod adam;
 mod backend;
+mod compressor_grad;
 mod dense;
 pub mod objective;
 mod params;
@@ -80,16 +81,25 @@ pub struct TrainConfig {
     /// seconds (none when 0): the accuracy-versus-time curve of one run ([`Session`] reports
     /// them as [`SessionEvent::Snapshot`]; [`train`] has nowhere to and ignores it).
     pub snapshot_every_seconds: f32,
+    /// Unscored samples ahead of each segment that warm a stateful model up (recurrent and
+    /// compressor models; 0 for a WaveNet, whose context is its receptive field).
+    pub warmup_samples: usize,
+    /// The effect kind (recorded in the profile; the objective already reflects it).
+    pub effect: EffectKind,
 }
 
 impl TrainConfig {
     /// Defaults suited to the architecture: a few minutes of CPU training.
     pub fn new(model: ModelConfig) -> Self {
-        let (learning_rate, segment_samples) = match model {
+        let (learning_rate, segment_samples) = match &model {
             ModelConfig::Wavenet(_) => (2e-2, 4096),
             ModelConfig::Lstm(_) | ModelConfig::Gru(_) => (5e-3, 2048),
+            // A second scored per segment: long enough to hear a release.
+            ModelConfig::Compressor(c) => (1e-2, c.sample_rate_hz as usize),
         };
         TrainConfig {
+            warmup_samples: Self::default_warmup_samples(&model),
+            effect: EffectKind::AmpCab,
             model,
             max_steps: None,
             max_seconds: Some(180.0),
@@ -108,11 +118,13 @@ impl TrainConfig {
         }
     }
 
-    /// Samples at the start of an LSTM segment that warm its state up without being scored.
-    fn warmup_samples(&self) -> usize {
-        match self.model {
+    /// The architecture's default unscored warm-up ahead of each segment.
+    fn default_warmup_samples(model: &ModelConfig) -> usize {
+        match model {
             ModelConfig::Wavenet(_) => 0,
             ModelConfig::Lstm(_) | ModelConfig::Gru(_) => 256,
+            // Half a second settles the detector and most releases (the state starts steady).
+            ModelConfig::Compressor(c) => c.sample_rate_hz as usize / 2,
         }
     }
 }
@@ -181,7 +193,7 @@ pub fn train(
 /// lower OS priority when `lower_priority` (a plugin trains beside the host's audio).
 fn worker_pool(threads: usize, model: &ModelConfig, lower_priority: bool) -> Result<rayon::ThreadPool> {
     let stack_bytes = match model {
-        ModelConfig::Wavenet(_) => HAND_WORKER_STACK_BYTES,
+        ModelConfig::Wavenet(_) | ModelConfig::Compressor(_) => HAND_WORKER_STACK_BYTES,
         ModelConfig::Lstm(_) | ModelConfig::Gru(_) => CANDLE_WORKER_STACK_BYTES,
     };
     rayon::ThreadPoolBuilder::new()

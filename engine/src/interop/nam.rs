@@ -183,6 +183,7 @@ pub fn export(profile: &Profile) -> Result<Value> {
             ("LSTM", LEGACY_EXPORT_VERSION, config, weights)
         }
         ModelConfig::Gru(_) => bail!("cannot export to NAM: NAM has no GRU architecture"),
+        ModelConfig::Compressor(_) => bail!("cannot export to NAM: NAM has no compressor architecture"),
     };
     Ok(json!({
         "version": version,

@@ -6,12 +6,14 @@
 //! growing. Audio thread: [`StreamingModel::process`] and [`StreamingModel::reset`] only.
 
 pub(crate) mod activation;
+pub mod compressor;
 pub mod gru;
 pub mod lstm;
 mod recurrent;
 pub(crate) mod simd;
 pub mod wavenet;
 
+pub use compressor::CompressorKernel;
 pub use gru::GruKernel;
 pub use lstm::LstmKernel;
 pub use wavenet::WavenetKernel;
@@ -29,6 +31,8 @@ pub enum StreamingModel {
     Lstm(LstmKernel),
     /// See [`GruKernel`].
     Gru(GruKernel),
+    /// See [`CompressorKernel`].
+    Compressor(CompressorKernel),
 }
 
 impl StreamingModel {
@@ -41,6 +45,7 @@ impl StreamingModel {
             ModelConfig::Wavenet(c) => StreamingModel::Wavenet(WavenetKernel::new(c, weights, max_block_samples)?),
             ModelConfig::Lstm(c) => StreamingModel::Lstm(LstmKernel::new(c, weights, max_block_samples)?),
             ModelConfig::Gru(c) => StreamingModel::Gru(GruKernel::new(c, weights, max_block_samples)?),
+            ModelConfig::Compressor(c) => StreamingModel::Compressor(CompressorKernel::new(c, weights)?),
         })
     }
 
@@ -53,6 +58,7 @@ impl StreamingModel {
             StreamingModel::Wavenet(k) => k.process(input, knobs, output),
             StreamingModel::Lstm(k) => k.process(input, knobs, output),
             StreamingModel::Gru(k) => k.process(input, knobs, output),
+            StreamingModel::Compressor(k) => k.process(input, knobs, output),
         }
     }
 
@@ -67,6 +73,7 @@ impl StreamingModel {
             StreamingModel::Wavenet(k) => k.reset(knobs),
             StreamingModel::Lstm(k) => k.reset(knobs),
             StreamingModel::Gru(k) => k.reset(knobs),
+            StreamingModel::Compressor(k) => k.reset(knobs),
         }
     }
 
@@ -78,6 +85,7 @@ impl StreamingModel {
             StreamingModel::Wavenet(k) => k.store_warm_state(knobs),
             StreamingModel::Lstm(k) => k.reset(knobs),
             StreamingModel::Gru(k) => k.reset(knobs),
+            StreamingModel::Compressor(k) => k.reset(knobs),
         }
     }
 
@@ -90,6 +98,7 @@ impl StreamingModel {
             StreamingModel::Wavenet(k) => k.reset_warm(knobs),
             StreamingModel::Lstm(k) => k.reset(knobs),
             StreamingModel::Gru(k) => k.reset(knobs),
+            StreamingModel::Compressor(k) => k.reset(knobs),
         }
     }
 }

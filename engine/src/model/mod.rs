@@ -5,12 +5,14 @@
 //! names listed in [`ModelConfig::tensor_shapes`], which is the single source of truth for
 //! what a profile file must contain.
 
+pub mod compressor;
 pub mod gru;
 pub mod lstm;
 pub mod wavenet;
 
 use serde::{Deserialize, Serialize};
 
+pub use compressor::CompressorConfig;
 pub use gru::{GruConfig, GruModel};
 pub use lstm::{LstmConfig, LstmModel};
 pub use wavenet::{LayerArrayConfig, WavenetConfig, WavenetModel};
@@ -66,13 +68,16 @@ pub enum ModelConfig {
     Lstm(LstmConfig),
     /// Conditioned GRU with a linear head and optional skip connection (AIDA-X style).
     Gru(GruConfig),
+    /// Grey-box feed-forward compressor with a learned knob-to-control map (dynamics).
+    Compressor(CompressorConfig),
 }
 
 /// The architecture names a profile may name.
-pub const ARCHITECTURES: [&str; 3] = ["wavenet", "lstm", "gru"];
+pub const ARCHITECTURES: [&str; 4] = ["wavenet", "lstm", "gru", "compressor"];
 
 impl ModelConfig {
-    /// A preset of the named architecture (`wavenet`, `lstm` or `gru`) for `num_knobs` knobs.
+    /// A preset of the named architecture (`wavenet`, `lstm`, `gru` or `compressor`) for
+    /// `num_knobs` knobs.
     pub fn preset(architecture: &str, size: Size, num_knobs: usize) -> anyhow::Result<Self> {
         anyhow::ensure!(
             num_knobs <= MAX_KNOBS,
@@ -82,6 +87,7 @@ impl ModelConfig {
             "wavenet" => Ok(ModelConfig::Wavenet(WavenetConfig::preset(size, num_knobs))),
             "lstm" => Ok(ModelConfig::Lstm(LstmConfig::preset(size, num_knobs))),
             "gru" => Ok(ModelConfig::Gru(GruConfig::preset(size, num_knobs))),
+            "compressor" => Ok(ModelConfig::Compressor(CompressorConfig::preset(size, num_knobs))),
             other => anyhow::bail!("unknown architecture '{other}' (expected one of {ARCHITECTURES:?})"),
         }
     }
@@ -92,6 +98,7 @@ impl ModelConfig {
             ModelConfig::Wavenet(_) => "wavenet",
             ModelConfig::Lstm(_) => "lstm",
             ModelConfig::Gru(_) => "gru",
+            ModelConfig::Compressor(_) => "compressor",
         }
     }
 
@@ -111,6 +118,7 @@ impl ModelConfig {
             ModelConfig::Wavenet(c) => c.num_knobs,
             ModelConfig::Lstm(c) => c.num_knobs,
             ModelConfig::Gru(c) => c.num_knobs,
+            ModelConfig::Compressor(c) => c.num_knobs,
         }
     }
 
@@ -119,7 +127,17 @@ impl ModelConfig {
     pub fn receptive_field(&self) -> usize {
         match self {
             ModelConfig::Wavenet(c) => c.receptive_field(),
-            ModelConfig::Lstm(_) | ModelConfig::Gru(_) => 1,
+            ModelConfig::Lstm(_) | ModelConfig::Gru(_) | ModelConfig::Compressor(_) => 1,
+        }
+    }
+
+    /// Samples of input a model needs after a reset before its output is representative
+    /// (state settled): what validation and evaluation play ahead of a scored region. A
+    /// compressor's release can take seconds.
+    pub fn settle_samples(&self) -> usize {
+        match self {
+            ModelConfig::Compressor(c) => (2.0 * c.sample_rate_hz) as usize,
+            _ => self.receptive_field() - 1 + 4096,
         }
     }
 
@@ -129,6 +147,7 @@ impl ModelConfig {
             ModelConfig::Wavenet(c) => c.tensor_shapes(),
             ModelConfig::Lstm(c) => c.tensor_shapes(),
             ModelConfig::Gru(c) => c.tensor_shapes(),
+            ModelConfig::Compressor(c) => c.tensor_shapes(),
         }
     }
 
@@ -138,7 +157,7 @@ impl ModelConfig {
     pub fn optional_tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
         match self {
             ModelConfig::Lstm(c) => c.optional_tensor_shapes(),
-            ModelConfig::Wavenet(_) | ModelConfig::Gru(_) => Vec::new(),
+            ModelConfig::Wavenet(_) | ModelConfig::Gru(_) | ModelConfig::Compressor(_) => Vec::new(),
         }
     }
 
@@ -161,6 +180,7 @@ impl ModelConfig {
             ModelConfig::Wavenet(c) => c.validate(),
             ModelConfig::Lstm(c) => c.validate(),
             ModelConfig::Gru(c) => c.validate(),
+            ModelConfig::Compressor(c) => c.validate(),
         }
     }
 }
@@ -183,6 +203,9 @@ impl Model {
             ModelConfig::Wavenet(c) => Model::Wavenet(WavenetModel::new(c, vb)?),
             ModelConfig::Lstm(c) => Model::Lstm(LstmModel::new(c, vb)?),
             ModelConfig::Gru(c) => Model::Gru(GruModel::new(c, vb)?),
+            ModelConfig::Compressor(_) => {
+                candle_core::bail!("the compressor trains through its hand-derived pass, not a candle module")
+            }
         })
     }
 

@@ -1,12 +1,14 @@
-//! What computes a training step's predictions and gradients: the hand-derived WaveNet pass
-//! split over the workers of the session's pool, or candle's autograd for the recurrent models
-//! (whose parallel kernels run on that same pool, installed around the run). Both work on the
+//! What computes a training step's predictions and gradients: a hand-derived pass (the
+//! WaveNet's, the compressor's) split over the workers of the session's pool, or candle's
+//! autograd for the recurrent models (whose parallel kernels run on that same pool, installed
+//! around the run). Both work on the
 //! flat parameter vector of [`ParamLayout`]. Trainer thread and the pool's workers.
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 
+use super::compressor_grad::{CompressorGrad, CompressorWorkspace};
 use super::params::ParamLayout;
 use super::wavenet_grad::{WavenetGrad, Workspace};
 use crate::model::{Model, ModelConfig};
@@ -25,10 +27,52 @@ pub(crate) struct Batch {
     pub targets: Vec<f32>,
 }
 
-/// The hand-derived WaveNet pass with one workspace per segment of the batch.
-pub(crate) struct HandBackend {
-    pass: WavenetGrad,
-    workspaces: Vec<Workspace>,
+/// A hand-derived pass over one segment at a time.
+pub(crate) trait RowPass: Sync {
+    /// One segment's buffers.
+    type Workspace: Send;
+    /// Loads a segment's audio and knobs and predicts it.
+    fn forward_row(&self, params: &[f32], ws: &mut Self::Workspace, audio: &[f32], knobs: &[f32]);
+    /// The last forward's prediction.
+    fn output<'a>(&self, ws: &'a Self::Workspace) -> &'a [f32];
+    /// Adds the segment's gradient into `gradient`.
+    fn backward_row(&self, params: &[f32], ws: &mut Self::Workspace, d_output: &[f32], gradient: &mut [f32]);
+}
+
+impl RowPass for WavenetGrad {
+    type Workspace = Workspace;
+    fn forward_row(&self, params: &[f32], ws: &mut Workspace, audio: &[f32], knobs: &[f32]) {
+        ws.audio.copy_from_slice(audio);
+        ws.knobs.copy_from_slice(knobs);
+        self.forward(params, ws);
+    }
+    fn output<'a>(&self, ws: &'a Workspace) -> &'a [f32] {
+        &ws.output
+    }
+    fn backward_row(&self, params: &[f32], ws: &mut Workspace, d_output: &[f32], gradient: &mut [f32]) {
+        self.backward(params, ws, d_output, gradient);
+    }
+}
+
+impl RowPass for CompressorGrad {
+    type Workspace = CompressorWorkspace;
+    fn forward_row(&self, params: &[f32], ws: &mut CompressorWorkspace, audio: &[f32], knobs: &[f32]) {
+        ws.audio.copy_from_slice(audio);
+        ws.knobs.copy_from_slice(knobs);
+        self.forward(params, ws);
+    }
+    fn output<'a>(&self, ws: &'a CompressorWorkspace) -> &'a [f32] {
+        &ws.output
+    }
+    fn backward_row(&self, params: &[f32], ws: &mut CompressorWorkspace, d_output: &[f32], gradient: &mut [f32]) {
+        self.backward(params, ws, d_output, gradient);
+    }
+}
+
+/// A hand-derived pass with one workspace per segment of the batch.
+pub(crate) struct HandBackend<P: RowPass> {
+    pass: P,
+    workspaces: Vec<P::Workspace>,
     /// Per share of the batch, its part of the gradient.
     partial_gradients: Vec<Vec<f32>>,
 }
@@ -48,8 +92,10 @@ pub(crate) struct CandleBackend {
 
 /// Computes predictions and gradients.
 pub(crate) enum Backend {
-    /// See [`HandBackend`].
-    Hand(HandBackend),
+    /// The WaveNet's hand pass.
+    Hand(HandBackend<WavenetGrad>),
+    /// The compressor's hand pass.
+    Compressor(HandBackend<CompressorGrad>),
     /// See [`CandleBackend`].
     Candle(CandleBackend),
 }
@@ -71,6 +117,15 @@ impl Backend {
                 let threads = threads.clamp(1, rows);
                 Backend::Hand(HandBackend {
                     workspaces: (0..rows).map(|_| pass.workspace(segment)).collect(),
+                    partial_gradients: vec![vec![0.0; layout.len()]; threads],
+                    pass,
+                })
+            }
+            ModelConfig::Compressor(config) => {
+                let pass = CompressorGrad::new(config, layout, warmup_samples);
+                let threads = threads.clamp(1, rows);
+                Backend::Compressor(HandBackend {
+                    workspaces: (0..rows).map(|_| pass.workspace(segment, config.num_knobs)).collect(),
                     partial_gradients: vec![vec![0.0; layout.len()]; threads],
                     pass,
                 })
@@ -110,6 +165,10 @@ impl Backend {
                 hand.forward(params, batch, prediction);
                 Ok(())
             }
+            Backend::Compressor(hand) => {
+                hand.forward(params, batch, prediction);
+                Ok(())
+            }
             Backend::Candle(candle) => candle.forward(params, batch, prediction),
         }
     }
@@ -122,12 +181,16 @@ impl Backend {
                 hand.backward(params, d_prediction, gradient);
                 Ok(())
             }
+            Backend::Compressor(hand) => {
+                hand.backward(params, d_prediction, gradient);
+                Ok(())
+            }
             Backend::Candle(candle) => candle.backward(d_prediction, gradient),
         }
     }
 }
 
-impl HandBackend {
+impl<P: RowPass> HandBackend<P> {
     /// Segments per share of the batch.
     fn chunk(&self) -> usize {
         self.workspaces.len().div_ceil(self.partial_gradients.len())
@@ -148,11 +211,10 @@ impl HandBackend {
                 scope.spawn(move |_| {
                     for (i, (ws, output)) in workspaces.iter_mut().zip(outputs.chunks_mut(segment)).enumerate() {
                         let row = t * chunk + i;
-                        ws.audio
-                            .copy_from_slice(&batch.inputs[row * batch.input_samples..][..batch.input_samples]);
-                        ws.knobs.copy_from_slice(&batch.knobs[row * num_knobs..][..num_knobs]);
-                        pass.forward(params, ws);
-                        output.copy_from_slice(&ws.output);
+                        let audio = &batch.inputs[row * batch.input_samples..][..batch.input_samples];
+                        let knobs = &batch.knobs[row * num_knobs..][..num_knobs];
+                        pass.forward_row(params, ws, audio, knobs);
+                        output.copy_from_slice(pass.output(ws));
                     }
                 });
             }
@@ -173,7 +235,7 @@ impl HandBackend {
                 scope.spawn(move |_| {
                     partial.fill(0.0);
                     for (ws, d_output) in workspaces.iter_mut().zip(d_outputs.chunks(segment)) {
-                        pass.backward(params, ws, d_output, partial);
+                        pass.backward_row(params, ws, d_output, partial);
                     }
                 });
             }

@@ -35,6 +35,24 @@ pub enum EffectKind {
 }
 
 impl EffectKind {
+    /// The command line's name for the kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            EffectKind::AmpCab => "amp",
+            EffectKind::Compressor => "compressor",
+            EffectKind::Denoiser => "denoiser",
+        }
+    }
+
+    /// The architecture a kind trains by default: the grey-box dynamics model for a
+    /// compressor, a WaveNet otherwise.
+    pub fn default_architecture(self) -> &'static str {
+        match self {
+            EffectKind::Compressor => "compressor",
+            EffectKind::AmpCab | EffectKind::Denoiser => "wavenet",
+        }
+    }
+
     /// Parses the command line's name for a kind: `amp`, `compressor` or `denoiser`.
     pub fn parse(name: &str) -> anyhow::Result<Self> {
         match name {
@@ -76,6 +94,21 @@ impl Default for Objective {
 }
 
 impl Objective {
+    /// The non-zero term weights by name.
+    pub fn weights(&self) -> Vec<(String, f32)> {
+        [
+            ("esr", self.esr),
+            ("esr_preemph", self.esr_preemph),
+            ("esr_a_weighted", self.esr_a_weighted),
+            ("mrstft", self.mrstft),
+            ("dc", self.dc),
+        ]
+        .into_iter()
+        .filter(|(_, w)| *w > 0.0)
+        .map(|(term, w)| (term.to_owned(), w))
+        .collect()
+    }
+
     /// Sets the weight of the term named `term` (`esr`, `esr_preemph`, `esr_a_weighted`,
     /// `mrstft`, `dc`).
     pub fn set_weight(&mut self, term: &str, weight: f32) -> anyhow::Result<()> {

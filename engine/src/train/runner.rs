@@ -110,7 +110,7 @@ impl<'a> Trainer<'a> {
         let splits = (0..dataset.pairs.len())
             .map(|i| split(config, &dataset, i))
             .collect::<Result<Vec<_>>>()?;
-        let context = config.model.receptive_field() - 1 + config.warmup_samples();
+        let context = config.model.receptive_field() - 1 + config.warmup_samples;
         let layout = ParamLayout::new(&config.model);
         // candle's CPU initialisers draw from an unseeded RNG; seeded weights reproduce a run.
         let params = match start {
@@ -123,7 +123,7 @@ impl<'a> Trainer<'a> {
             &layout,
             rows,
             segment,
-            config.warmup_samples(),
+            config.warmup_samples,
             config.threads,
         )?;
         let input_samples = context + segment;
@@ -251,6 +251,10 @@ impl<'a> Trainer<'a> {
         let mut best = self.params.clone();
         let mut best_esr = self.validate(&self.layout.to_weights(&best))?;
         let mut summary = self.dataset.training_summary(config.validation_fraction, config.seed);
+        summary.effect = config.effect.name().to_owned();
+        summary.segment_samples = config.segment_samples;
+        summary.warmup_samples = config.warmup_samples;
+        summary.loss_weights = config.objective.weights();
         summary.validation_curve.push((0, best_esr));
         summary.validation_seconds.push(clock.seconds());
         let (mut step, mut rollbacks, mut stale_validations) = (0u64, 0u32, 0u32);
@@ -387,7 +391,7 @@ impl<'a> Trainer<'a> {
 /// Where capture `index`'s held-out tail starts (training uses what lies before), checked to
 /// leave enough to train on.
 fn split(config: &TrainConfig, dataset: &Dataset, index: usize) -> Result<Region> {
-    let context = config.model.receptive_field() - 1 + config.warmup_samples();
+    let context = config.model.receptive_field() - 1 + config.warmup_samples;
     let len = dataset.pairs[index].input.len();
     let train_end = ((len as f32) * (1.0 - config.validation_fraction)) as usize;
     ensure!(

@@ -223,11 +223,17 @@ impl Session {
             }
             None => {
                 let mut model = ModelConfig::preset(&settings.architecture, settings.size, dataset.knobs.len())?;
+                if let ModelConfig::Compressor(c) = &mut model {
+                    // Its time constants are learned at the captures' rate.
+                    c.sample_rate_hz = sample_rate as f32;
+                }
                 if settings.no_skip {
                     match &mut model {
                         ModelConfig::Lstm(c) => c.skip = false,
                         ModelConfig::Gru(c) => c.skip = false,
-                        ModelConfig::Wavenet(_) => bail!("--no-skip applies to lstm and gru models only"),
+                        ModelConfig::Wavenet(_) | ModelConfig::Compressor(_) => {
+                            bail!("--no-skip applies to lstm and gru models only")
+                        }
                     }
                 }
                 (model, None, None)
@@ -328,6 +334,13 @@ impl Session {
 fn train_config(settings: &SessionConfig, model: ModelConfig, fine_tuning: bool) -> Result<TrainConfig> {
     let mut config = TrainConfig::new(model);
     let mut objective = Objective::for_effect(settings.effect);
+    config.effect = settings.effect;
+    if settings.effect == EffectKind::Compressor && matches!(config.model, ModelConfig::Lstm(_) | ModelConfig::Gru(_)) {
+        // A recurrent model learning dynamics needs segments that hold a release: 170 ms
+        // scored after 85 ms of warm-up (at 48 kHz), not the amp's 43 ms.
+        config.segment_samples = 8192;
+        config.warmup_samples = 4096;
+    }
     for (term, weight) in &settings.loss_weights {
         objective.set_weight(term, *weight)?;
     }

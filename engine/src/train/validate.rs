@@ -9,8 +9,6 @@ use crate::metrics::{esr, esr_preemph, PREEMPH_COEFFICIENT};
 use crate::model::ModelConfig;
 use crate::profile::{Accuracy, Weights};
 
-/// Extra samples played before a validation region so recurrent state settles.
-const STATE_WARMUP_SAMPLES: usize = 4096;
 /// Block size the kernel is built for during validation.
 const BLOCK_SAMPLES: usize = 4096;
 
@@ -31,7 +29,7 @@ pub fn validation_esr(
     regions: &[Region],
 ) -> Result<Accuracy> {
     let mut kernel = StreamingModel::new(model, weights, BLOCK_SAMPLES)?;
-    let warmup = model.receptive_field() - 1 + STATE_WARMUP_SAMPLES;
+    let warmup = model.settle_samples();
     let (mut predictions, mut targets) = (Vec::new(), Vec::new());
     for (pair, region) in dataset.pairs.iter().zip(regions) {
         let from = region.start.saturating_sub(warmup);
