@@ -129,6 +129,49 @@ pub fn measure(prediction: &[f32], target: &[f32]) -> Metrics {
     }
 }
 
+/// Window of the gain-reduction measurement, in seconds.
+pub const GAIN_WINDOW_SECONDS: f32 = 0.01;
+/// Input level below which a window is not scored, in dBFS (RMS).
+pub const GAIN_GATE_DBFS: f32 = -60.0;
+
+/// How far a dynamics model's gain is from the device's: over 10 ms RMS windows where the
+/// input is above -60 dBFS, the RMS in dB of (model output / input) - (device output /
+/// input), each a level ratio in dB. `None` when no window is loud enough. The same with a
+/// model that does nothing (output = input) is [`gain_reduction_db_rms`].
+pub fn gain_reduction_error_db(input: &[f32], model: &[f32], device: &[f32], sample_rate: u32) -> Option<f32> {
+    windowed_gain_error(input, Some(model), device, sample_rate)
+}
+
+/// The device's gain change itself, as an RMS in dB over the windows
+/// [`gain_reduction_error_db`] scores: the error of doing nothing.
+pub fn gain_reduction_db_rms(input: &[f32], device: &[f32], sample_rate: u32) -> Option<f32> {
+    windowed_gain_error(input, None, device, sample_rate)
+}
+
+fn windowed_gain_error(input: &[f32], model: Option<&[f32]>, device: &[f32], sample_rate: u32) -> Option<f32> {
+    let window = ((GAIN_WINDOW_SECONDS * sample_rate as f32) as usize).max(1);
+    let length = input
+        .len()
+        .min(device.len())
+        .min(model.map_or(usize::MAX, <[f32]>::len));
+    let mean_square = |x: &[f32]| x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len() as f64;
+    let gate = 10f64.powf(GAIN_GATE_DBFS as f64 / 10.0);
+    let (mut sum, mut count) = (0.0f64, 0usize);
+    for start in (0..length.saturating_sub(window - 1)).step_by(window) {
+        let range = start..start + window;
+        let dry = mean_square(&input[range.clone()]);
+        if dry < gate {
+            continue;
+        }
+        let db = |x: f64| 10.0 * (x + EPSILON).log10();
+        let device_gain = db(mean_square(&device[range.clone()])) - db(dry);
+        let model_gain = model.map_or(0.0, |m| db(mean_square(&m[range])) - db(dry));
+        sum += (model_gain - device_gain).powi(2);
+        count += 1;
+    }
+    (count > 0).then(|| (sum / count as f64).sqrt() as f32)
+}
+
 /// The lag within `±max_lag_samples` at which `prediction` matches `target` best, and the ESR
 /// there: `(lag, esr)`, a positive lag meaning the prediction runs late (`prediction[n + lag]`
 /// lines up with `target[n]`). Every lag is compared over the same span, `max_lag_samples`

@@ -29,6 +29,7 @@
 //!
 //! Peaks never exceed [`PEAK_LIMIT`].
 
+mod dynamics;
 mod phrases;
 mod synth;
 
@@ -38,6 +39,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::dsp::db_to_gain;
+pub use dynamics::{dynamics_signal, DEFAULT_DYNAMICS_SECONDS};
 pub use synth::midi_to_hz;
 use synth::{apply_fades, band_noise, log_sweep, mix_into, normalize_peak, pluck, strum, PluckStyle};
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use doppel_engine::dataset::{align_capture, measure_capture, LoadOptions};
-use doppel_engine::metrics::{best_lag_esr, measure};
+use doppel_engine::metrics::{best_lag_esr, gain_reduction_db_rms, gain_reduction_error_db, measure};
 use doppel_engine::wav::read_wav_mono;
 use doppel_engine::Profile;
 
@@ -79,6 +79,18 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let (best_lag, esr_best_lag) = best_lag_esr(&prediction, &aligned_target, BEST_LAG_SEARCH_SAMPLES);
     let seconds = aligned_target.len() as f32 / input.sample_rate as f32;
     let profile_latency = profile.meta.latency_samples;
+    // Dynamics profiles are also scored on their gain curve, where the ear is sensitive.
+    let dynamics = profile.meta.model.architecture() == "compressor"
+        || profile.meta.training.as_ref().is_some_and(|t| t.effect == "compressor");
+    let gain_error = dynamics
+        .then(|| {
+            let rate = input.sample_rate;
+            Some((
+                gain_reduction_error_db(&aligned_input, &prediction, &aligned_target, rate)?,
+                gain_reduction_db_rms(&aligned_input, &aligned_target, rate)?,
+            ))
+        })
+        .flatten();
     if args.json {
         let mut json = serde_json::to_value(metrics)?;
         json["esr_best_lag"] = esr_best_lag.into();
@@ -89,6 +101,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
         json["profile_latency_samples"] = profile_latency.into();
         json["seconds"] = seconds.into();
         json["profile"] = profile.meta.name.clone().into();
+        if let Some((error_db, bypass_db)) = gain_error {
+            json["gain_reduction_error_db"] = error_db.into();
+            json["gain_reduction_error_db_bypass"] = bypass_db.into();
+        }
         println!("{json}");
     } else {
         println!(
@@ -96,6 +112,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
             metrics.esr, metrics.esr_preemph, metrics.snr_db, metrics.mrstft
         );
         println!("best-lag ESR {esr_best_lag:.5} at {best_lag:+} samples from the reported latency");
+        if let Some((error_db, bypass_db)) = gain_error {
+            println!("gain-reduction error {error_db:.3} dB RMS (doing nothing: {bypass_db:.3} dB)");
+        }
     }
     Ok(())
 }

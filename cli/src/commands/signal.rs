@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, ensure, Result};
 use clap::{Args, ValueEnum};
-use doppel_engine::signal::{capture_layout, capture_signal, test_phrase, DEFAULT_CAPTURE_SECONDS};
+use doppel_engine::signal::{
+    capture_layout, capture_signal, dynamics_signal, test_phrase, DEFAULT_CAPTURE_SECONDS, DEFAULT_DYNAMICS_SECONDS,
+};
 use doppel_engine::wav::write_wav_mono;
 
 /// Which signal to write.
@@ -14,6 +16,9 @@ pub enum SignalKind {
     Capture,
     /// Guitar-like held-out audio for evaluation, different from the capture signal.
     Phrase,
+    /// The dynamics capture signal for compressors: level steps, bursts with gaps of 5 ms to
+    /// 2 s, and drum, bass and mix program material.
+    Dynamics,
 }
 
 /// Arguments of `doppel signal`.
@@ -25,10 +30,11 @@ pub struct SignalArgs {
     /// Sample rate in Hz.
     #[arg(long, default_value_t = 48_000)]
     sample_rate: u32,
-    /// Length in seconds (default: the capture signal's designed length, or 20 s for a phrase).
+    /// Length in seconds (default: the capture or dynamics signal's designed length, or 20 s
+    /// for a phrase).
     #[arg(long)]
     seconds: Option<f32>,
-    /// Capture signal or held-out phrase.
+    /// Capture signal, held-out phrase or dynamics signal.
     #[arg(long, value_enum, default_value = "capture")]
     kind: SignalKind,
     /// Seed of a phrase.
@@ -50,11 +56,12 @@ pub fn run(args: SignalArgs) -> Result<()> {
     let samples = match args.kind {
         SignalKind::Capture => capture_signal(args.sample_rate, args.seconds.unwrap_or(DEFAULT_CAPTURE_SECONDS)),
         SignalKind::Phrase => test_phrase(args.sample_rate, args.seconds.unwrap_or(20.0), args.seed),
+        SignalKind::Dynamics => dynamics_signal(args.sample_rate, args.seconds.unwrap_or(DEFAULT_DYNAMICS_SECONDS)),
     };
     ensure!(!samples.is_empty(), "--seconds must be positive");
     if args.layout {
         let SignalKind::Capture = args.kind else {
-            bail!("--layout describes the capture signal; a phrase has no sections");
+            bail!("--layout describes the capture signal; other kinds have none");
         };
         let seconds = args.seconds.unwrap_or(DEFAULT_CAPTURE_SECONDS);
         let sections: Vec<_> = capture_layout(args.sample_rate, seconds)

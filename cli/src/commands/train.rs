@@ -29,9 +29,10 @@ pub struct TrainArgs {
     /// A captures.toml listing several pairs with knob values.
     #[arg(long, required_unless_present = "input")]
     captures: Option<PathBuf>,
-    /// Architecture: wavenet, lstm or gru.
-    #[arg(long, default_value = "wavenet", conflicts_with = "from")]
-    arch: String,
+    /// Architecture: wavenet, lstm, gru or compressor (default: the effect's, compressor for
+    /// --effect compressor, wavenet otherwise).
+    #[arg(long, conflicts_with = "from")]
+    arch: Option<String>,
     /// Size preset: nano, feather, lite or standard.
     #[arg(long, default_value = "feather", conflicts_with = "from")]
     size: String,
@@ -69,7 +70,8 @@ pub struct TrainArgs {
     /// such LSTMs can be exported with `doppel export`).
     #[arg(long, conflicts_with = "from")]
     no_skip: bool,
-    /// Kind of effect, which picks the default loss weights: amp, compressor or denoiser.
+    /// Kind of effect, which picks the default architecture, loss weights, segment length
+    /// and warm-up (recorded in the profile): amp, compressor or denoiser.
     #[arg(long, default_value = "amp")]
     effect: String,
     /// Loss term weight as TERM=WEIGHT (repeatable); terms: esr, esr_preemph,
@@ -117,10 +119,14 @@ fn session_config(args: &TrainArgs, ranges: BTreeMap<String, KnobRangeSpec>) -> 
             .map_or("Doppel profile".to_string(), |s| s.to_string_lossy().into_owned())
     });
     let start_from = args.from.as_ref().map(Profile::load).transpose()?;
+    let effect = EffectKind::parse(&args.effect)?;
     Ok(SessionConfig {
-        architecture: args.arch.clone(),
+        architecture: args
+            .arch
+            .clone()
+            .unwrap_or_else(|| effect.default_architecture().to_owned()),
         size: Size::parse(&args.size)?,
-        effect: EffectKind::parse(&args.effect)?,
+        effect,
         loss_weights: args.loss_weights.clone(),
         no_skip: args.no_skip,
         name,

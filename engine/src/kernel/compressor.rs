@@ -22,8 +22,8 @@ pub struct CompressorKernel {
     num_knobs: usize,
     sample_rate_hz: f64,
     trace: MapTrace,
-    /// Knobs the coefficients below were computed for.
-    knobs: [f32; MAX_KNOBS],
+    /// Knobs the coefficients below were computed for (`None` before the first).
+    knobs: Option<[f32; MAX_KNOBS]>,
     settings: CoreSettings,
     a_detector: f64,
     a_attack: f64,
@@ -61,7 +61,7 @@ impl CompressorKernel {
                 hidden: vec![0.0; config.hidden_size],
                 pre: Default::default(),
             },
-            knobs: [f32::NAN; MAX_KNOBS],
+            knobs: None,
             settings: CoreSettings::default(),
             a_detector: 0.0,
             a_attack: 0.0,
@@ -77,9 +77,6 @@ impl CompressorKernel {
     /// Recomputes the coefficients when `knobs` differ from the last ones. Real-time safe.
     fn set_knobs(&mut self, knobs: &[f32]) {
         let n = self.num_knobs.min(knobs.len());
-        if self.knobs[..n] == knobs[..n] && n == self.num_knobs {
-            return;
-        }
         let mut current = [0.5f32; MAX_KNOBS];
         current[..n].copy_from_slice(&knobs[..n]);
         for v in &mut current {
@@ -87,7 +84,10 @@ impl CompressorKernel {
                 *v = 0.5;
             }
         }
-        self.knobs = current;
+        if self.knobs == Some(current) {
+            return;
+        }
+        self.knobs = Some(current);
         let weights = ControlMapWeights {
             linear: &self.linear,
             hidden_weight: &self.hidden_weight,

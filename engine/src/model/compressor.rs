@@ -279,7 +279,13 @@ pub fn gain_computer(level_db: f64, s: &CoreSettings) -> (f64, f64, f64, f64, f6
         let u = over + 0.5 * w;
         let gain = slope * u * u / (2.0 * w);
         let d_level = slope * u / w;
-        (gain, d_level, -d_level, d_slope * u * u / (2.0 * w), slope * u * (w - u) / (2.0 * w * w))
+        (
+            gain,
+            d_level,
+            -d_level,
+            d_slope * u * u / (2.0 * w),
+            slope * u * (w - u) / (2.0 * w * w),
+        )
     } else {
         (slope * over, slope, -slope, d_slope * over, 0.0)
     }

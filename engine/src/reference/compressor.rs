@@ -186,7 +186,10 @@ mod tests {
         let level_db = 20.0 * a.log10();
         let expected = (1.0 / 4.0 - 1.0) * (level_db + 20.0);
         // The 5 ms RMS window ripples a little at this frequency.
-        assert!((reduction_db - expected).abs() < 0.5, "{reduction_db} dB for {expected}");
+        assert!(
+            (reduction_db - expected).abs() < 0.5,
+            "{reduction_db} dB for {expected}"
+        );
     }
 
     #[test]

@@ -65,7 +65,11 @@ impl CompressorGrad {
         });
         let offsets = names.map(|name| layout.offset(name));
         for i in 1..offsets.len() {
-            assert_eq!(offsets[i], offsets[i - 1] + sizes[i - 1], "control map tensors out of order");
+            assert_eq!(
+                offsets[i],
+                offsets[i - 1] + sizes[i - 1],
+                "control map tensors out of order"
+            );
         }
         CompressorGrad {
             offsets,
@@ -152,9 +156,7 @@ impl CompressorGrad {
         // Adjoints carried back from sample n + 1 to the state after sample n.
         let (mut d_gain_next, mut d_mean_square_next) = (0.0f64, 0.0f64);
         for n in (0..ws.audio.len()).rev() {
-            let d_y = n
-                .checked_sub(self.warmup_samples)
-                .map_or(0.0, |i| d_output[i] as f64);
+            let d_y = n.checked_sub(self.warmup_samples).map_or(0.0, |i| d_output[i] as f64);
             let dy_dgain = ws.output_all[n] * LN10 / 20.0;
             let d_gain = d_gain_next + d_y * dy_dgain;
             d[Control::Makeup as usize] += d_y * dy_dgain;

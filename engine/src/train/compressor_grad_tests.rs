@@ -18,8 +18,12 @@ const NAMES: [&str; 5] = [
 ];
 
 fn config(sample_rate_hz: f32) -> CompressorConfig {
+    config_with(sample_rate_hz, 2)
+}
+
+fn config_with(sample_rate_hz: f32, num_knobs: usize) -> CompressorConfig {
     CompressorConfig {
-        num_knobs: 2,
+        num_knobs,
         hidden_size: 4,
         sample_rate_hz,
     }
@@ -104,7 +108,10 @@ fn candle_gradient(
     let mut loss = Tensor::new(0.0f64, &device).unwrap();
     for (n, &x) in audio.iter().enumerate() {
         let x = x as f64;
-        let pulled = (&a_detector * (x * x)).unwrap().sub(&a_detector.mul(&mean_square).unwrap()).unwrap();
+        let pulled = (&a_detector * (x * x))
+            .unwrap()
+            .sub(&a_detector.mul(&mean_square).unwrap())
+            .unwrap();
         mean_square = mean_square.add(&pulled).unwrap();
         let level = ((&mean_square + LEVEL_FLOOR).unwrap().log().unwrap() * (10.0 / LN10)).unwrap();
         let over = (&level - &threshold).unwrap();
@@ -133,7 +140,13 @@ fn candle_gradient(
     vars.iter()
         .map(|v| {
             let g = grads.get(v.as_tensor()).unwrap();
-            g.flatten_all().unwrap().to_vec1::<f64>().unwrap().into_iter().map(|v| v as f32).collect()
+            g.flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+                .into_iter()
+                .map(|v| v as f32)
+                .collect()
         })
         .collect()
 }
@@ -163,44 +176,59 @@ fn hand_gradient_matches_candle_autograd() {
         let got = &gradient[offset..offset + want.len()];
         let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
         for (g, w) in got.iter().zip(want) {
-            assert!((g - w).abs() <= 1e-3 * scale, "{name}: hand {g}, candle {w} (scale {scale})");
+            assert!(
+                (g - w).abs() <= 1e-3 * scale,
+                "{name}: hand {g}, candle {w} (scale {scale})"
+            );
             compared += 1;
         }
     }
     assert_eq!(compared, layout.len());
-    assert!(gradient.iter().any(|g| g.abs() > 1e-3), "the test signal exercised nothing");
+    assert!(
+        gradient.iter().any(|g| g.abs() > 1e-3),
+        "the test signal exercised nothing"
+    );
 }
 
 #[test]
 fn streaming_kernel_plays_what_training_predicts() {
     // Golden test: the hand pass's forward and the kernel, same weights, same input (from
     // silence, so both start from an empty detector), any block size.
-    let config = config(48_000.0);
+    for num_knobs in [2, 0] {
+        kernel_matches_training(num_knobs);
+    }
+}
+
+fn kernel_matches_training(num_knobs: usize) {
+    let config = config_with(48_000.0, num_knobs);
     let model = ModelConfig::Compressor(config.clone());
     let weights = Weights::random(&model, 5, 0.5);
     let (layout, params) = flat(&config, &weights);
     let samples = 48_000;
     let audio = stepped_tone(samples, 600);
-    let knobs = [0.7f32, 0.2];
+    let knobs = &[0.7f32, 0.2][..num_knobs];
     let pass = CompressorGrad::new(&config, &layout, 0);
-    let mut ws = pass.workspace(samples, 2);
+    let mut ws = pass.workspace(samples, num_knobs);
     ws.audio.copy_from_slice(&audio);
-    ws.knobs.copy_from_slice(&knobs);
+    ws.knobs.copy_from_slice(knobs);
     pass.forward(&params, &mut ws);
 
     for block in [1usize, 64, 1000] {
         let mut kernel = StreamingModel::new(&model, &weights, block).unwrap();
-        kernel.reset(&knobs);
+        kernel.reset(knobs);
         let mut output = vec![0.0; samples];
         for (input, out) in audio.chunks(block).zip(output.chunks_mut(block)) {
-            kernel.process(input, &knobs, out);
+            kernel.process(input, knobs, out);
         }
         let worst = output
             .iter()
             .zip(&ws.output)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
-        assert!(worst < 1e-6, "block {block}: kernel and training differ by {worst}");
+        assert!(
+            worst < 1e-6,
+            "{num_knobs} knobs, block {block}: kernel and training differ by {worst}"
+        );
     }
     // And the model compresses: the loud steps come out quieter relative to the quiet ones.
     let peak = |range: std::ops::Range<usize>| ws.output[range].iter().fold(0.0f32, |m, v| m.max(v.abs()));
