@@ -6,7 +6,8 @@
 use anyhow::{ensure, Result};
 
 use crate::model::compressor::{
-    control_map, gain_computer, one_pole, CompressorConfig, ControlMapWeights, CoreSettings, MapTrace, LEVEL_FLOOR,
+    control_map, gain_computer, one_pole, CompressorConfig, ControlAnchor, ControlMapWeights, CoreSettings, MapTrace,
+    LEVEL_FLOOR,
 };
 use crate::model::MAX_KNOBS;
 use crate::profile::Weights;
@@ -20,6 +21,7 @@ pub struct CompressorKernel {
     out_weight: Vec<f32>,
     out_bias: Vec<f32>,
     num_knobs: usize,
+    anchors: Vec<ControlAnchor>,
     sample_rate_hz: f64,
     trace: MapTrace,
     /// Knobs the coefficients below were computed for (`None` before the first).
@@ -55,6 +57,7 @@ impl CompressorKernel {
             out_weight: fetch("control.out.weight")?,
             out_bias: fetch("control.out.bias")?,
             num_knobs: config.num_knobs,
+            anchors: config.anchors.clone(),
             sample_rate_hz: config.sample_rate_hz as f64,
             trace: MapTrace {
                 centred: vec![0.0; config.num_knobs],
@@ -95,7 +98,7 @@ impl CompressorKernel {
             out_weight: &self.out_weight,
             out_bias: &self.out_bias,
         };
-        self.settings = control_map(&weights, &current[..self.num_knobs], &mut self.trace);
+        self.settings = control_map(&weights, &self.anchors, &current[..self.num_knobs], &mut self.trace);
         self.a_detector = one_pole(self.settings.detector_ms, self.sample_rate_hz).0;
         self.a_attack = one_pole(self.settings.attack_ms, self.sample_rate_hz).0;
         self.a_release = one_pole(self.settings.release_ms, self.sample_rate_hz).0;

@@ -16,7 +16,8 @@ use super::Size;
 pub const CONTROLS: usize = 7;
 
 /// The controls of the compressor core, in the order the map produces them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Control {
     /// Threshold, dB.
     Threshold = 0,
@@ -50,6 +51,64 @@ pub const MAX_TIME_MS: f64 = 20_000.0;
 /// Shortest time constant, ms.
 pub const MIN_TIME_MS: f64 = 0.01;
 
+/// A knob whose name says which control it sets and in what unit (`threshold_db`, `ratio`,
+/// `attack_ms`, `release_ms`, `makeup_db`, `knee_db`): the map starts that control at the
+/// knob's own value and learns only a correction, so settings between and beyond the
+/// captured ones follow the knob's meaning instead of the map's guess.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlAnchor {
+    /// The knob's index among the model's knobs.
+    pub knob: usize,
+    /// The control it sets.
+    pub control: Control,
+    /// The knob's value at normalised 0, in the control's unit.
+    pub min: f32,
+    /// Its value at normalised 1.
+    pub max: f32,
+}
+
+impl ControlAnchor {
+    /// The anchor a knob named `name` with range `min..max` gives, if its name is one of the
+    /// recognised ones (case-insensitive).
+    pub fn for_knob(knob: usize, name: &str, min: f32, max: f32) -> Option<Self> {
+        let control = match name.to_ascii_lowercase().as_str() {
+            "threshold_db" | "threshold" => Control::Threshold,
+            "ratio" => Control::Ratio,
+            "attack_ms" => Control::Attack,
+            "release_ms" => Control::Release,
+            "makeup_db" | "makeup" => Control::Makeup,
+            "knee_db" | "knee" => Control::Knee,
+            _ => return None,
+        };
+        Some(ControlAnchor {
+            knob,
+            control,
+            min,
+            max,
+        })
+    }
+
+    /// The control's pre-activation the knob's value stands for (the inverse of
+    /// [`settings_from_pre`] for that control) at normalised value `normalized`.
+    pub fn prior(&self, normalized: f64) -> f64 {
+        let value = self.min as f64 + (self.max - self.min) as f64 * normalized.clamp(0.0, 1.0);
+        let softplus_inverse = |y: f64| {
+            let y = y.max(1e-3);
+            if y > 30.0 {
+                y
+            } else {
+                y.exp_m1().ln()
+            }
+        };
+        match self.control {
+            Control::Threshold | Control::Makeup => value,
+            Control::Ratio => softplus_inverse(value - 1.0),
+            Control::Knee => softplus_inverse(value - MIN_KNEE_DB),
+            Control::Attack | Control::Release | Control::Detector => value.clamp(MIN_TIME_MS, MAX_TIME_MS).ln(),
+        }
+    }
+}
+
 /// Hyperparameters of the dynamics model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompressorConfig {
@@ -59,6 +118,9 @@ pub struct CompressorConfig {
     pub hidden_size: usize,
     /// Sample rate the time constants apply at, in Hz (the captures' rate).
     pub sample_rate_hz: f32,
+    /// Knobs that set a control directly, by their names and units (see [`ControlAnchor`]).
+    #[serde(default)]
+    pub anchors: Vec<ControlAnchor>,
 }
 
 impl CompressorConfig {
@@ -74,7 +136,17 @@ impl CompressorConfig {
             num_knobs,
             hidden_size,
             sample_rate_hz: 48_000.0,
+            anchors: Vec::new(),
         }
+    }
+
+    /// Anchors every knob whose name says what it sets (`names[i]` with range `ranges[i]`).
+    pub fn anchor_knobs(&mut self, knobs: &[(String, f32, f32)]) {
+        self.anchors = knobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (name, min, max))| ControlAnchor::for_knob(i, name, *min, *max))
+            .collect();
     }
 
     /// Every tensor by name with its shape.
@@ -99,6 +171,13 @@ impl CompressorConfig {
             self.sample_rate_hz.is_finite() && (8_000.0..=384_000.0).contains(&self.sample_rate_hz),
             "compressor sample rate must lie in 8..384 kHz"
         );
+        for anchor in &self.anchors {
+            anyhow::ensure!(
+                anchor.knob < self.num_knobs && anchor.min.is_finite() && anchor.max.is_finite(),
+                "compressor anchor on knob {} is out of range",
+                anchor.knob
+            );
+        }
         Ok(())
     }
 }
@@ -160,8 +239,14 @@ fn sigmoid(x: f64) -> f64 {
 }
 
 /// Runs the control map for normalised `knobs` (0..1), writing its trace into `trace`
-/// (whose vectors are resized once, then reused), and returns the core settings.
-pub fn control_map(weights: &ControlMapWeights, knobs: &[f32], trace: &mut MapTrace) -> CoreSettings {
+/// (whose vectors are resized once, then reused), and returns the core settings. An
+/// anchored control starts from its knob's value instead of [`CONTROL_OFFSET`].
+pub fn control_map(
+    weights: &ControlMapWeights,
+    anchors: &[ControlAnchor],
+    knobs: &[f32],
+    trace: &mut MapTrace,
+) -> CoreSettings {
     let k = knobs.len();
     let h = weights.hidden_bias.len();
     trace.centred.resize(k, 0.0);
@@ -185,6 +270,11 @@ pub fn control_map(weights: &ControlMapWeights, knobs: &[f32], trace: &mut MapTr
             raw += weights.linear[c * k + i] as f64 * v;
         }
         trace.pre[c] = CONTROL_OFFSET[c] + CONTROL_SCALE[c] * raw;
+    }
+    for anchor in anchors {
+        let c = anchor.control as usize;
+        let knob = knobs.get(anchor.knob).copied().unwrap_or(0.5) as f64;
+        trace.pre[c] += anchor.prior(knob) - CONTROL_OFFSET[c];
     }
     settings_from_pre(&trace.pre)
 }

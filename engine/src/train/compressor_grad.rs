@@ -7,14 +7,15 @@
 
 use super::params::ParamLayout;
 use crate::model::compressor::{
-    control_map, control_map_backward, gain_computer, one_pole, CompressorConfig, Control, ControlMapWeights,
-    CoreSettings, MapTrace, CONTROLS, LEVEL_FLOOR,
+    control_map, control_map_backward, gain_computer, one_pole, CompressorConfig, Control, ControlAnchor,
+    ControlMapWeights, CoreSettings, MapTrace, CONTROLS, LEVEL_FLOOR,
 };
 
 const LN10: f64 = std::f64::consts::LN_10;
 
 /// Offsets of the control map's tensors in the flat parameter vector.
 pub(crate) struct CompressorGrad {
+    anchors: Vec<ControlAnchor>,
     offsets: [usize; 5],
     sizes: [usize; 5],
     sample_rate_hz: f64,
@@ -72,6 +73,7 @@ impl CompressorGrad {
             );
         }
         CompressorGrad {
+            anchors: config.anchors.clone(),
             offsets,
             sizes,
             sample_rate_hz: config.sample_rate_hz as f64,
@@ -115,7 +117,7 @@ impl CompressorGrad {
     /// state, so a short warm-up settles).
     pub fn forward(&self, params: &[f32], ws: &mut CompressorWorkspace) {
         assert_eq!(params.len(), self.parameter_count, "parameter vector size");
-        let s = control_map(&self.weights(params), &ws.knobs, &mut ws.trace);
+        let s = control_map(&self.weights(params), &self.anchors, &ws.knobs, &mut ws.trace);
         ws.settings = s;
         let rate = self.sample_rate_hz;
         let (a_detector, _) = one_pole(s.detector_ms, rate);

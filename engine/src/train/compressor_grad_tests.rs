@@ -26,6 +26,7 @@ fn config_with(sample_rate_hz: f32, num_knobs: usize) -> CompressorConfig {
         num_knobs,
         hidden_size: 4,
         sample_rate_hz,
+        anchors: Vec::new(),
     }
 }
 
@@ -200,7 +201,9 @@ fn streaming_kernel_plays_what_training_predicts() {
 }
 
 fn kernel_matches_training(num_knobs: usize) {
-    let config = config_with(48_000.0, num_knobs);
+    let mut config = config_with(48_000.0, num_knobs);
+    // Knob 0 (when there is one) is a threshold in dB: the anchored path plays the same too.
+    config.anchor_knobs(&[("threshold_db".into(), -40.0, 0.0), ("tone".into(), 0.0, 10.0)][..num_knobs]);
     let model = ModelConfig::Compressor(config.clone());
     let weights = Weights::random(&model, 5, 0.5);
     let (layout, params) = flat(&config, &weights);

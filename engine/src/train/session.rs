@@ -224,8 +224,11 @@ impl Session {
             None => {
                 let mut model = ModelConfig::preset(&settings.architecture, settings.size, dataset.knobs.len())?;
                 if let ModelConfig::Compressor(c) = &mut model {
-                    // Its time constants are learned at the captures' rate.
+                    // Its time constants are learned at the captures' rate; knobs whose names
+                    // give a control and unit anchor it.
                     c.sample_rate_hz = sample_rate as f32;
+                    let knobs: Vec<_> = dataset.knobs.iter().map(|k| (k.name.clone(), k.min, k.max)).collect();
+                    c.anchor_knobs(&knobs);
                 }
                 if settings.no_skip {
                     match &mut model {
