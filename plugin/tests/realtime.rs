@@ -173,6 +173,7 @@ fn swapping_models_mid_stream_does_not_allocate() {
         nano_profile("wavenet", "A", 21),
         nano_profile("lstm", "B", 22),
         nano_profile("gru", "C", 23),
+        nano_profile("compressor", "D", 25),
         doppel_engine::Profile::delay_fixture(24).expect("delay fixture"),
     ];
     let input = test_signal(4096, 4);

@@ -8,6 +8,8 @@
 //! streaming kernel (`crate::kernel::compressor`). Trainer thread and (the map only, when
 //! knobs move, without allocating) the audio thread.
 
+use std::f64::consts::{LN_10, LN_2};
+
 use serde::{Deserialize, Serialize};
 
 use super::Size;
@@ -39,7 +41,7 @@ pub enum Control {
 /// offsets put an untrained model at a plausible compressor (-20 dB, 3:1, 6 dB knee, 10 ms
 /// attack, 100 ms release, no makeup, 2 ms detector), the scales let one optimiser step
 /// size move dB and log-times alike.
-pub const CONTROL_OFFSET: [f64; CONTROLS] = [-20.0, 1.854_586_7, 5.897_27, 2.302_585, 4.605_170, 0.0, 0.693_147];
+pub const CONTROL_OFFSET: [f64; CONTROLS] = [-20.0, 1.854_586_7, 5.897_27, LN_10, 2.0 * LN_10, 0.0, LN_2];
 /// See [`CONTROL_OFFSET`].
 pub const CONTROL_SCALE: [f64; CONTROLS] = [10.0, 1.0, 3.0, 1.0, 1.0, 6.0, 1.0];
 /// Narrowest knee, dB (keeps the gain computer's derivative bounded).
