@@ -146,6 +146,11 @@ impl TrainerStatus {
         self.take_verdict.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Forgets the last take's verdict (Reset).
+    pub(crate) fn clear_take_verdict(&self) {
+        self.take_verdict.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// Says `text` and keeps it as the last take's verdict.
     pub(crate) fn judge_take(&self, text: impl Into<String>) {
         let text = text.into();

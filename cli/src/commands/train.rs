@@ -186,6 +186,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     for (spec, pair) in specs.iter().zip(&dataset.pairs) {
         let how = if args.latency.is_some() {
             "given"
+        } else if spec.latency_samples.is_some() {
+            "given in captures.toml"
         } else {
             "found by cross-correlation"
         };

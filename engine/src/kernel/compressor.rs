@@ -119,12 +119,16 @@ impl CompressorKernel {
                 self.a_release
             };
             self.gain_db += a * (target - self.gain_db);
-            *out = (x * 10f64.powf((self.gain_db + self.makeup_db) / 20.0)) as f32;
-        }
-        // Silence decays the mean square towards zero; flush it below the floor so it never
-        // goes denormal.
-        if self.mean_square < 1e-30 {
-            self.mean_square = 0.0;
+            // Quiet input decays both states towards zero: flush them long before they could
+            // go denormal (far below anything audible: 1e-30 is -300 dB).
+            if self.mean_square < 1e-30 {
+                self.mean_square = 0.0;
+            }
+            if self.gain_db.abs() < 1e-30 {
+                self.gain_db = 0.0;
+            }
+            let y = (x * 10f64.powf((self.gain_db + self.makeup_db) / 20.0)) as f32;
+            *out = if y.is_finite() { y } else { 0.0 };
         }
     }
 

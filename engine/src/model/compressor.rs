@@ -144,11 +144,16 @@ impl CompressorConfig {
 
     /// Anchors every knob whose name says what it sets (`names[i]` with range `ranges[i]`).
     pub fn anchor_knobs(&mut self, knobs: &[(String, f32, f32)]) {
-        self.anchors = knobs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (name, min, max))| ControlAnchor::for_knob(i, name, *min, *max))
-            .collect();
+        self.anchors.clear();
+        for (i, (name, min, max)) in knobs.iter().enumerate() {
+            // The first knob naming a control anchors it (`threshold` and `threshold_db` both
+            // present would otherwise add two priors).
+            if let Some(anchor) = ControlAnchor::for_knob(i, name, *min, *max) {
+                if self.anchors.iter().all(|a| a.control != anchor.control) {
+                    self.anchors.push(anchor);
+                }
+            }
+        }
     }
 
     /// Every tensor by name with its shape.

@@ -107,7 +107,10 @@ impl ReferenceCompressor {
         let detected = match self.settings.detector {
             Detector::Rms => {
                 self.mean_square += self.a_rms * (level * level - self.mean_square);
-                self.mean_square.max(0.0).sqrt()
+                if self.mean_square < 1e-30 {
+                    self.mean_square = 0.0;
+                }
+                self.mean_square.sqrt()
             }
             Detector::Peak => level,
         };

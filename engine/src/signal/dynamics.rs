@@ -66,7 +66,8 @@ fn level_steps(sr: f32, body: &mut [f32], rng: &mut ChaCha8Rng) {
     while n < body.len() {
         let hold = (rng.random_range(0.1f32..1.5) * sr) as usize;
         let step = rng.random_range(6.0f32..30.0);
-        // Up or down, kept inside -50..-1 dBFS.
+        // Down when up would pass -1 dBFS, else up or down at random (down only to -50 dBFS
+        // unless up is ruled out): levels stay within about -55..-1 dBFS.
         level_db = if (level_db + step > -1.0) || (level_db - step >= -50.0 && rng.random_bool(0.5)) {
             level_db - step
         } else {

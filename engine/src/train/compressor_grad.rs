@@ -43,6 +43,8 @@ pub(crate) struct CompressorWorkspace {
     curve: Vec<[f64; 5]>,
     /// Per sample: whether the attack coefficient applied.
     attacking: Vec<bool>,
+    /// The static curve and its partials at the starting level (the initial gain).
+    initial_curve: [f64; 5],
     /// Per sample: the output (warm-up included).
     output_all: Vec<f64>,
 }
@@ -96,6 +98,7 @@ impl CompressorGrad {
             gain_before: vec![0.0; length],
             curve: vec![[0.0; 5]; length],
             attacking: vec![false; length],
+            initial_curve: [0.0; 5],
             output_all: vec![0.0; length],
         }
     }
@@ -125,7 +128,10 @@ impl CompressorGrad {
         let (a_release, _) = one_pole(s.release_ms, rate);
         let head = ws.audio.len().min((0.01 * rate) as usize).max(1);
         let mut mean_square = ws.audio[..head].iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / head as f64;
-        let mut gain = gain_computer(10.0 * (mean_square + LEVEL_FLOOR).log10(), &s).0;
+        let (gain0, d_level0, d_threshold0, d_ratio0, d_knee0) =
+            gain_computer(10.0 * (mean_square + LEVEL_FLOOR).log10(), &s);
+        ws.initial_curve = [gain0, d_level0, d_threshold0, d_ratio0, d_knee0];
+        let mut gain = gain0;
         for n in 0..ws.audio.len() {
             let x = ws.audio[n] as f64;
             ws.mean_square_before[n] = mean_square;
@@ -181,6 +187,12 @@ impl CompressorGrad {
             d_a_detector += (x * x - ws.mean_square_before[n]) * d_mean_square;
             d_mean_square_next = (1.0 - a_detector) * d_mean_square;
         }
+        // The starting gain is the static curve's answer to the starting level (which depends
+        // on the audio alone), so its adjoint reaches the curve's controls too.
+        let [_, _, d_threshold0, d_ratio0, d_knee0] = ws.initial_curve;
+        d[Control::Threshold as usize] += d_gain_next * d_threshold0;
+        d[Control::Ratio as usize] += d_gain_next * d_ratio0;
+        d[Control::Knee as usize] += d_gain_next * d_knee0;
         d[Control::Attack as usize] = d_a_attack * da_attack;
         d[Control::Release as usize] = d_a_release * da_release;
         d[Control::Detector as usize] = d_a_detector * da_detector;

@@ -104,8 +104,25 @@ fn candle_gradient(
     let a_detector = coefficient(pre(6));
     let value = |t: &Tensor| t.to_scalar::<f64>().unwrap();
     let slope = (ratio.recip().unwrap() - 1.0).unwrap();
-    let mut mean_square = Tensor::new(0.0f64, &device).unwrap();
-    let mut gain = Tensor::new(0.0f64, &device).unwrap();
+    // The soft-knee curve, its region chosen on the values.
+    let curve = |mean_square: &Tensor| {
+        let level = ((mean_square + LEVEL_FLOOR).unwrap().log().unwrap() * (10.0 / LN10)).unwrap();
+        let over = (&level - &threshold).unwrap();
+        let (o, w) = (value(&over), value(&knee));
+        if 2.0 * o <= -w {
+            Tensor::new(0.0f64, &device).unwrap()
+        } else if 2.0 * o < w {
+            let u = (&over + (&knee * 0.5).unwrap()).unwrap();
+            ((&slope * u.sqr().unwrap()).unwrap() / (&knee * 2.0).unwrap()).unwrap()
+        } else {
+            (&slope * &over).unwrap()
+        }
+    };
+    // The start: the mean square of the first 10 ms (a constant) and the curve's gain for it.
+    let head = audio.len().min((0.01 * config.sample_rate_hz) as usize).max(1);
+    let start = audio[..head].iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / head as f64;
+    let mut mean_square = Tensor::new(start, &device).unwrap();
+    let mut gain = curve(&mean_square);
     let mut loss = Tensor::new(0.0f64, &device).unwrap();
     for (n, &x) in audio.iter().enumerate() {
         let x = x as f64;
@@ -114,17 +131,7 @@ fn candle_gradient(
             .sub(&a_detector.mul(&mean_square).unwrap())
             .unwrap();
         mean_square = mean_square.add(&pulled).unwrap();
-        let level = ((&mean_square + LEVEL_FLOOR).unwrap().log().unwrap() * (10.0 / LN10)).unwrap();
-        let over = (&level - &threshold).unwrap();
-        let (o, w) = (value(&over), value(&knee));
-        let target = if 2.0 * o <= -w {
-            Tensor::new(0.0f64, &device).unwrap()
-        } else if 2.0 * o < w {
-            let u = (&over + (&knee * 0.5).unwrap()).unwrap();
-            ((&slope * u.sqr().unwrap()).unwrap() / (&knee * 2.0).unwrap()).unwrap()
-        } else {
-            (&slope * &over).unwrap()
-        };
+        let target = curve(&mean_square);
         let a = if value(&target) < value(&gain) {
             &a_attack
         } else {
@@ -154,11 +161,23 @@ fn candle_gradient(
 
 #[test]
 fn hand_gradient_matches_candle_autograd() {
+    // From silence, and from the middle of loud audio (the starting gain is then the curve's
+    // answer to the starting level, and its gradient counts too).
+    for silence in [100, 0] {
+        gradients_agree(silence);
+    }
+}
+
+fn gradients_agree(silence: usize) {
     let config = config(8_000.0);
     let weights = Weights::random(&ModelConfig::Compressor(config.clone()), 11, 0.4);
     let (layout, params) = flat(&config, &weights);
     let (warmup, segment) = (150, 450);
-    let audio = stepped_tone(warmup + segment, 100);
+    let mut audio = stepped_tone(warmup + segment, silence);
+    if silence == 0 {
+        // Start loud, well over the threshold.
+        audio.rotate_left((warmup + segment) * 2 / 7);
+    }
     let knobs = [0.3f32, 0.8];
     let d_output: Vec<f32> = (0..segment).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.4).collect();
 

@@ -170,6 +170,12 @@ impl Worker {
             Command::Activate { sample_rate_hz } => {
                 // The signal is made when a capture is asked for (the deck's `wants_take`);
                 // one already made for another rate is remade now.
+                if self.sample_rate_hz > 0.0 && (self.sample_rate_hz - sample_rate_hz).abs() > 0.5 {
+                    // Delays in samples at the old rate mean nothing at the new one.
+                    self.latency_samples = None;
+                    self.learn_latency_samples = None;
+                    self.status.latency_samples.store(-1, Ordering::Relaxed);
+                }
                 self.sample_rate_hz = sample_rate_hz;
                 if self.signal.as_ref().is_some_and(|(rate, _, _)| *rate != sample_rate_hz) {
                     self.arm_take();
@@ -216,6 +222,7 @@ impl Worker {
                 self.learn_latency_samples = None;
                 self.status.latency_samples.store(-1, Ordering::Relaxed);
                 self.publish_held();
+                self.status.clear_take_verdict();
                 self.status.say("Captures and learned audio cleared.");
             }
             Command::ExportCaptures(dir) => match self.export_captures(&dir) {
