@@ -12,7 +12,7 @@ use crate::model::MAX_KNOBS;
 use crate::profile::{KnobDescriptor, TrainingSummary};
 use crate::signal::noise_range;
 use crate::signal::replicate_ranges;
-use crate::wav::{read_wav_mono, WavAudio};
+use crate::wav::{read_wav_channels, WavAudio};
 
 mod replicate;
 
@@ -32,6 +32,29 @@ pub struct CapturePair {
     pub knob_values: Vec<f32>,
     /// Device latency removed by alignment, in samples (positive: target was late).
     pub latency_samples: i64,
+    /// A stereo capture's right channel, aligned the same way (`input` and `target` then
+    /// hold the left channel); `None` for mono.
+    pub right: Option<ChannelPair>,
+}
+
+/// One more channel of a capture pair.
+#[derive(Clone, Debug)]
+pub struct ChannelPair {
+    /// Clean signal that went into the device.
+    pub input: Vec<f32>,
+    /// What came back, aligned.
+    pub target: Vec<f32>,
+}
+
+impl CapturePair {
+    /// The pair's channels: `(input, target)` per channel, left first.
+    pub fn channels(&self) -> Vec<(&[f32], &[f32])> {
+        let mut channels = vec![(self.input.as_slice(), self.target.as_slice())];
+        if let Some(right) = &self.right {
+            channels.push((&right.input, &right.target));
+        }
+        channels
+    }
 }
 
 /// A set of aligned captures at one sample rate with the knobs they vary.
@@ -51,6 +74,16 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Audio channels of every capture: 2 when stereo captures were kept apart (see
+    /// [`LoadOptions::keep_stereo`]), else 1.
+    pub fn channels(&self) -> usize {
+        if !self.pairs.is_empty() && self.pairs.iter().all(|p| p.right.is_some()) {
+            2
+        } else {
+            1
+        }
+    }
+
     /// Knob values of pair `i`, normalised to the model's 0..1 inputs.
     pub fn normalized_knobs(&self, i: usize) -> Vec<f32> {
         self.knobs
@@ -184,6 +217,9 @@ pub struct LoadOptions {
     /// predicts that part only if the target is left late by a margin, which then becomes
     /// the profile's latency.
     pub margin: MarginPolicy,
+    /// Keep stereo captures' two channels apart (a stereo-linked compressor learns from both)
+    /// instead of downmixing them; mono captures among stereo ones then play as both channels.
+    pub keep_stereo: bool,
 }
 
 impl Default for LoadOptions {
@@ -192,6 +228,7 @@ impl Default for LoadOptions {
             latency_override: None,
             max_latency_seconds: 0.25,
             margin: MarginPolicy::Fixed(0),
+            keep_stereo: false,
         }
     }
 }
@@ -211,6 +248,18 @@ pub struct CaptureAudio {
     pub knobs: BTreeMap<String, f32>,
     /// This capture's device latency in samples when already measured; estimated when `None`.
     pub latency_samples: Option<i64>,
+    /// A stereo capture's channels kept apart, when read to keep them (`input` and `target`
+    /// then hold their mono mix, which checks and alignment use).
+    pub stereo: Option<StereoCapture>,
+}
+
+/// Both channels of a stereo capture.
+#[derive(Clone, Debug)]
+pub struct StereoCapture {
+    /// The clean input's left and right channels.
+    pub input: [Vec<f32>; 2],
+    /// The device output's left and right channels.
+    pub target: [Vec<f32>; 2],
 }
 
 impl CaptureAudio {
@@ -225,15 +274,38 @@ impl CaptureAudio {
         )
     }
 
-    /// Reads a capture's two WAV files.
-    pub fn read(spec: &CaptureSpec) -> Result<Self> {
+    /// Reads a capture's two WAV files, downmixed to mono unless `keep_stereo` and either
+    /// file is stereo (a mono one then plays as both channels).
+    pub fn read(spec: &CaptureSpec, keep_stereo: bool) -> Result<Self> {
+        let (input, target) = (read_wav_channels(&spec.input)?, read_wav_channels(&spec.target)?);
+        let stereo = keep_stereo && (input.channels.len() == 2 || target.channels.len() == 2);
+        let stereo = if stereo {
+            let pair = |audio: &crate::wav::WavChannels, path: &Path| -> Result<[Vec<f32>; 2]> {
+                match audio.channels.as_slice() {
+                    [mono] => Ok([mono.clone(), mono.clone()]),
+                    [left, right] => Ok([left.clone(), right.clone()]),
+                    more => bail!(
+                        "{} has {} channels: a stereo capture needs one or two",
+                        path.display(),
+                        more.len()
+                    ),
+                }
+            };
+            Some(StereoCapture {
+                input: pair(&input, &spec.input)?,
+                target: pair(&target, &spec.target)?,
+            })
+        } else {
+            None
+        };
         Ok(CaptureAudio {
-            input: read_wav_mono(&spec.input)?,
-            target: read_wav_mono(&spec.target)?,
+            input: input.to_mono(),
+            target: target.to_mono(),
             input_label: spec.input.clone(),
             target_label: spec.target.clone(),
             knobs: spec.knobs.clone(),
             latency_samples: spec.latency_samples,
+            stereo,
         })
     }
 }
@@ -311,7 +383,10 @@ pub fn load_dataset(
     ranges: &BTreeMap<String, KnobRangeSpec>,
     options: &LoadOptions,
 ) -> Result<Dataset> {
-    let captures = specs.iter().map(CaptureAudio::read).collect::<Result<Vec<_>>>()?;
+    let captures = specs
+        .iter()
+        .map(|spec| CaptureAudio::read(spec, options.keep_stereo))
+        .collect::<Result<Vec<_>>>()?;
     build_dataset(&captures, ranges, options)
 }
 
@@ -338,6 +413,14 @@ pub fn build_dataset(
     }
     let mut notes = Vec::new();
     let sample_rate = captures[0].input.sample_rate;
+    let stereo = options.keep_stereo && captures.iter().any(|c| c.stereo.is_some());
+    if stereo {
+        let mono = captures.iter().filter(|c| c.stereo.is_none()).count();
+        notes.push(match mono {
+            0 => "stereo captures: training a stereo-linked model".to_owned(),
+            n => format!("stereo captures: training a stereo-linked model ({n} mono captures play as both channels)"),
+        });
+    }
     let mut latencies = Vec::new();
     for capture in captures {
         for name in &knob_names {
@@ -351,7 +434,7 @@ pub fn build_dataset(
             (&capture.input, &capture.input_label),
             (&capture.target, &capture.target_label),
         ] {
-            if audio.source_channels > 1 {
+            if audio.source_channels > 1 && capture.stereo.is_none() {
                 notes.push(format!(
                     "{}: {} channels downmixed to mono",
                     path.display(),
@@ -409,6 +492,7 @@ pub fn build_dataset(
             &knob_names,
             latency_samples,
             alignment_margin_samples,
+            stereo,
         )?);
     }
     let knobs = knob_names
@@ -451,7 +535,13 @@ impl Dataset {
             );
         }
         let latency = capture.latency(options)?;
-        let pair = align_measured(capture, &names, latency, self.alignment_margin_samples)?;
+        let pair = align_measured(
+            capture,
+            &names,
+            latency,
+            self.alignment_margin_samples,
+            self.channels() == 2,
+        )?;
         self.check_knob_values(&pair.knob_values, &capture.target_label.display().to_string())?;
         Ok(pair)
     }
@@ -463,15 +553,34 @@ fn align_measured(
     knob_names: &[String],
     latency_samples: i64,
     margin_samples: i64,
+    stereo: bool,
 ) -> Result<CapturePair> {
     let shift = latency_samples - margin_samples;
-    let (mut input, mut target) = align_pair(&capture.input.samples, &capture.target.samples, shift);
+    // Stereo: both channels shifted by the latency found on their mix; a mono capture in a
+    // stereo dataset plays as both channels.
+    let (left, right) = match (&capture.stereo, stereo) {
+        (Some(st), true) => {
+            let (input, target) = align_pair(&st.input[0], &st.target[0], shift);
+            let right = align_pair(&st.input[1], &st.target[1], shift);
+            ((input, target), Some(right))
+        }
+        (None, true) => {
+            let pair = align_pair(&capture.input.samples, &capture.target.samples, shift);
+            (pair.clone(), Some(pair))
+        }
+        (_, false) => (align_pair(&capture.input.samples, &capture.target.samples, shift), None),
+    };
+    let ((mut input, mut target), mut right) = (left, right);
     // The capture signal's replicate repeats audio from its training part: it checks the
     // device, and must neither train nor sit in the validation tail (which it would flatter).
     if let Some((_, repeat)) = replicate_ranges(capture.input.sample_rate, &capture.input.samples) {
         let keep = repeat.start.saturating_sub((-shift).max(0) as usize);
         input.truncate(keep);
         target.truncate(keep);
+        if let Some((input, target)) = &mut right {
+            input.truncate(keep);
+            target.truncate(keep);
+        }
     }
     ensure!(
         input.len() >= capture.input.sample_rate as usize,
@@ -493,6 +602,7 @@ fn align_measured(
         target,
         knob_values,
         latency_samples,
+        right: right.map(|(input, target)| ChannelPair { input, target }),
     })
 }
 

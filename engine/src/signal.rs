@@ -39,7 +39,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::dsp::db_to_gain;
-pub use dynamics::{dynamics_signal, DEFAULT_DYNAMICS_SECONDS};
+pub use dynamics::{dynamics_signal, dynamics_signal_stereo, DEFAULT_DYNAMICS_SECONDS};
 pub use synth::midi_to_hz;
 use synth::{apply_fades, band_noise, log_sweep, mix_into, normalize_peak, pluck, strum, PluckStyle};
 

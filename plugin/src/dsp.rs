@@ -1,5 +1,6 @@
 //! The per-block signal path, on plain slices: input gain, the model (one kernel per channel,
-//! in sub-blocks), dry/wet mix against the latency-aligned dry signal, output gain, bypass
+//! or a stereo-linked one whose gain, found from both channels first, applies to each; in
+//! sub-blocks), dry/wet mix against the latency-aligned dry signal, output gain, bypass
 //! crossfade and sanitising. Audio thread (`prepare` on the host's main thread).
 //!
 //! Signal flow per channel, with `x` the sanitised input and `d` it delayed by the model's
@@ -15,7 +16,7 @@ use nice_plug::prelude::{Smoother, SmoothingStyle};
 use nice_plug::util::db_to_gain;
 
 use crate::params::{BYPASS_FADE_MS, GAIN_SMOOTHING_MS, MIX_SMOOTHING_MS};
-use crate::swap::{LoadedModel, ModelPlayer, SUB_BLOCK_SAMPLES, SWAP_FADE_MS};
+use crate::swap::{LoadedModel, ModelPlayer, MAX_CHANNELS, SUB_BLOCK_SAMPLES, SWAP_FADE_MS};
 
 /// Largest magnitude fed to a model (+24 dBFS); louder (finite) input is clipped there.
 pub const MODEL_INPUT_LIMIT: f32 = 16.0;
@@ -112,6 +113,8 @@ pub struct Processor {
     model_in: [f32; SUB_BLOCK_SAMPLES],
     model_out: [f32; SUB_BLOCK_SAMPLES],
     fade_out: [f32; SUB_BLOCK_SAMPLES],
+    /// A linked model's inputs, both channels, for its side chain.
+    link_in: [[f32; SUB_BLOCK_SAMPLES]; 2],
 }
 
 impl Processor {
@@ -139,6 +142,7 @@ impl Processor {
             model_in: [0.0; SUB_BLOCK_SAMPLES],
             model_out: [0.0; SUB_BLOCK_SAMPLES],
             fade_out: [0.0; SUB_BLOCK_SAMPLES],
+            link_in: [[0.0; SUB_BLOCK_SAMPLES]; 2],
         };
         processor.prepare(48_000.0, &Controls::default());
         processor
@@ -205,6 +209,7 @@ impl Processor {
             for knob in 0..MAX_KNOBS {
                 self.knob_values[knob] = self.knobs[knob].next_step(len as u32);
             }
+            self.run_links(channels, start, len);
             for (index, channel) in channels.iter_mut().enumerate() {
                 self.process_channel(index, &mut channel[start..start + len]);
             }
@@ -276,6 +281,36 @@ impl Processor {
     /// Length of a model crossfade, in samples.
     fn swap_fade_samples(&self) -> usize {
         ((SWAP_FADE_MS * 0.001 * self.sample_rate_hz) as usize).max(1)
+    }
+
+    /// A stereo-linked model (playing, or fading out) hears both channels before either is
+    /// processed: its side chain turns the sub-block's two model inputs into one gain curve,
+    /// which [`run_model`] then applies to each channel. A mono track feeds its channel as
+    /// both. Real-time safe.
+    fn run_links(&mut self, channels: &[&mut [f32]], start: usize, len: usize) {
+        let fully_bypassed = self.bypass_amount >= 1.0 && self.bypass_curve[0] >= 1.0;
+        if fully_bypassed || channels.is_empty() {
+            return;
+        }
+        let (current, fading) = self.player.models_mut();
+        let knobs = &self.knob_values;
+        for model in std::iter::once(current).chain(fading.map(|(old, _)| old)) {
+            if !model.is_linked() {
+                continue;
+            }
+            for (c, side) in self.link_in.iter_mut().enumerate() {
+                let source = &channels[c.min(channels.len() - 1)][start..start + len];
+                for ((m, &x), &g) in side.iter_mut().zip(source).zip(&self.input_gain_curve) {
+                    *m = (sanitize(x) * g * model.input_calibration_gain).clamp(-MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT);
+                }
+            }
+            let num_knobs = model.num_knobs();
+            let [left, right] = &self.link_in;
+            let gain = &mut model.linked_gain[..len];
+            if let Some(linked) = model.kernels.first_mut().and_then(|k| k.linked_mut()) {
+                linked.linked_gain(&left[..len], &right[..len], &knobs[..num_knobs], gain);
+            }
+        }
     }
 
     fn process_channel(&mut self, index: usize, samples: &mut [f32]) {
@@ -356,6 +391,20 @@ fn run_model(
 ) {
     let num_knobs = model.num_knobs();
     let (input_calibration, output_calibration) = (model.input_calibration_gain, model.output_calibration_gain);
+    if model.is_linked() && index < MAX_CHANNELS && !bypassed {
+        // The gain [`Processor::run_links`] found from both channels.
+        for ((o, g), &gain) in out.iter_mut().zip(gained).zip(&model.linked_gain) {
+            *o = (g * input_calibration).clamp(-MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT) * gain * output_calibration;
+        }
+        return;
+    }
+    if model.is_linked() {
+        // Channels past the pair pass through.
+        for (o, g) in out.iter_mut().zip(gained) {
+            *o = (g * input_calibration).clamp(-MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT);
+        }
+        return;
+    }
     match model.kernels.get_mut(index) {
         Some(kernel) if !bypassed => {
             for (m, g) in model_in.iter_mut().zip(gained) {

@@ -56,8 +56,12 @@ pub const RETIRE_CAPACITY: usize = 8;
 pub struct LoadedModel {
     /// Header of the profile this model came from; `None` for pass-through.
     pub meta: Option<Arc<ProfileMeta>>,
-    /// One kernel per channel (`MAX_CHANNELS` of them; empty for pass-through).
+    /// One kernel per channel (`MAX_CHANNELS` of them; empty for pass-through), or for a
+    /// stereo-linked model one kernel for the pair.
     pub(crate) kernels: Vec<StreamingModel>,
+    /// A stereo-linked model's gain over the current sub-block, the same for both channels
+    /// (computed from both before either is processed; empty for other models).
+    pub(crate) linked_gain: Vec<f32>,
     /// One dry-path delay per channel, matching the model's latency.
     pub(crate) dry_delays: Vec<DelayLine>,
     /// Linear gain into the model from the profile's input-level calibration (1 when unknown).
@@ -82,7 +86,11 @@ impl LoadedModel {
         // state come along), so a stereo build costs one warm-up, not two.
         let mut first = StreamingModel::new(&meta.model, &profile.weights, SUB_BLOCK_SAMPLES)?;
         first.store_warm_state(knobs);
-        let kernels = vec![first; MAX_CHANNELS];
+        let (kernels, linked_gain) = if first.is_linked() {
+            (vec![first], vec![1.0; SUB_BLOCK_SAMPLES])
+        } else {
+            (vec![first; MAX_CHANNELS], Vec::new())
+        };
         let dry_delays = (0..MAX_CHANNELS)
             .map(|_| DelayLine::new(meta.latency_samples as usize))
             .collect();
@@ -90,6 +98,7 @@ impl LoadedModel {
         Ok(LoadedModel {
             meta: Some(Arc::new(meta.clone())),
             kernels,
+            linked_gain,
             dry_delays,
             input_calibration_gain: 10f32.powf(input_db / 20.0),
             output_calibration_gain: 10f32.powf(output_db / 20.0),
@@ -101,10 +110,16 @@ impl LoadedModel {
         LoadedModel {
             meta: None,
             kernels: Vec::new(),
+            linked_gain: Vec::new(),
             dry_delays: (0..MAX_CHANNELS).map(|_| DelayLine::new(0)).collect(),
             input_calibration_gain: 1.0,
             output_calibration_gain: 1.0,
         }
+    }
+
+    /// Whether one linked kernel plays both channels (a stereo-linked compressor).
+    pub fn is_linked(&self) -> bool {
+        !self.linked_gain.is_empty()
     }
 
     /// Number of knobs the model takes (0 for pass-through).

@@ -130,8 +130,12 @@ fn passthrough_never_allocates_and_stays_clean() {
 /// Needs the streaming kernels (`StreamingModel::new`).
 #[test]
 fn models_never_allocate_and_stay_clean() {
-    for architecture in ARCHITECTURES {
-        let profile = nano_profile(architecture, architecture, 11);
+    let linked = doppel_engine::Profile::linked_compressor_fixture("linked").expect("linked fixture");
+    for architecture in ARCHITECTURES.into_iter().chain(["linked"]) {
+        let profile = match architecture {
+            "linked" => linked.clone(),
+            _ => nano_profile(architecture, architecture, 11),
+        };
         for block in BLOCK_SIZES {
             for channels in [1, 2] {
                 let (hub, mut processor, _meters) = rig();
@@ -174,10 +178,11 @@ fn swapping_models_mid_stream_does_not_allocate() {
         nano_profile("lstm", "B", 22),
         nano_profile("gru", "C", 23),
         nano_profile("compressor", "D", 25),
+        doppel_engine::Profile::linked_compressor_fixture("E").expect("linked fixture"),
         doppel_engine::Profile::delay_fixture(24).expect("delay fixture"),
     ];
     let input = test_signal(4096, 4);
-    for round in 0..8 {
+    for round in 0..12 {
         let profile = &profiles[round % profiles.len()];
         hub.load_profile(profile, "fixture").expect("fixture loads");
         let output = run(&mut processor, &input, 2, 17);

@@ -228,6 +228,35 @@ pub fn write_wav(path: &str, sample_rate: u32, samples: &[f32]) -> Result<()> {
     Ok(())
 }
 
+/// Writes 32-bit float samples, one slice per channel (interleaved in the file).
+pub fn write_wav_channels(path: &str, sample_rate: u32, channels: &[&[f32]]) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: channels.len() as u16,
+        sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).with_context(|| format!("could not create {path}"))?;
+    let frames = channels.iter().map(|c| c.len()).min().unwrap_or(0);
+    for n in 0..frames {
+        for channel in channels {
+            writer.write_sample(channel[n])?;
+        }
+    }
+    writer.finalize()?;
+    Ok(())
+}
+
+/// Reads every channel of a 32-bit float WAV file.
+pub fn read_wav_channels(path: &str) -> Result<Vec<Vec<f32>>> {
+    let mut reader = hound::WavReader::open(path).with_context(|| format!("could not open {path}"))?;
+    let channels = usize::from(reader.spec().channels);
+    let interleaved: Vec<f32> = reader.samples::<f32>().collect::<Result<_, _>>()?;
+    Ok((0..channels)
+        .map(|c| interleaved.iter().skip(c).step_by(channels).copied().collect())
+        .collect())
+}
+
 /// Error-to-signal ratio `Σ(target - prediction)² / Σ target²` over equal-length slices.
 pub fn esr(target: &[f32], prediction: &[f32]) -> Result<f64> {
     ensure!(

@@ -1,9 +1,10 @@
 //! A compressor end to end through the `doppel` CLI (test thread): the dynamics signal through
 //! the built-in reference compressor at four settings (a 2 x 2 grid of threshold and ratio),
 //! `train --captures --effect compressor`, then `eval` and `process` at a setting between the
-//! captured ones, on a held-out phrase. Fixed seeds.
+//! captured ones, on a held-out phrase; and a stereo-linked one from stereo captures, whose
+//! quiet channel is turned down by the loud one as the device does it. Fixed seeds.
 
-use doppel_e2e::{doppel_json, doppel_ok, esr, number, read_wav, text, Scratch};
+use doppel_e2e::{doppel_json, doppel_ok, esr, number, read_wav, read_wav_channels, text, write_wav_channels, Scratch};
 
 /// Optimiser steps, of 4 segments of 0.5 s each after the 0.5 s warm-up: about a minute on two
 /// cores in the dev profile.
@@ -17,6 +18,12 @@ const ESR_BOUND: f64 = 0.02;
 /// Highest acceptable gain-reduction error as a fraction of doing nothing's: measured 0.18
 /// (0.69 dB against 3.8 dB).
 const GAIN_ERROR_FRACTION_BOUND: f64 = 0.35;
+
+/// Optimiser steps of the stereo test (two captures, one knob).
+const STEREO_TRAIN_STEPS: &str = "1000";
+/// Highest acceptable held-out ESR of the stereo-linked profile, on each channel (measured
+/// below 0.002 at 1000 steps).
+const STEREO_ESR_BOUND: f64 = 0.02;
 
 fn compress(scratch: &Scratch, input: &str, output: &str, threshold_db: &str, ratio: &str) {
     doppel_ok(&[
@@ -158,4 +165,126 @@ fn a_compressor_trained_on_a_grid_plays_a_setting_between_the_captures() {
         (esr_process - esr_eval).abs() <= 0.05 * esr_eval + 1e-6,
         "process ESR {esr_process}, eval ESR {esr_eval}"
     );
+}
+
+#[test]
+fn a_stereo_capture_trains_a_linked_profile_that_plays_stereo() {
+    let scratch = Scratch::new("cli-compressor-stereo");
+    let file = |name: &str| scratch.file(name);
+    doppel_ok(&[
+        "signal",
+        "--kind",
+        "dynamics",
+        "--channels",
+        "2",
+        "--seconds",
+        "20",
+        "--out",
+        &file("dynamics.wav"),
+    ]);
+    let mut toml = String::new();
+    for threshold in ["-35", "-20"] {
+        let target = format!("out_{threshold}.wav");
+        compress(&scratch, "dynamics.wav", &target, threshold, "4");
+        toml.push_str(&format!(
+            "[[capture]]\ninput = \"dynamics.wav\"\ntarget = \"{target}\"\nknobs = {{ threshold_db = {threshold} }}\n\n"
+        ));
+    }
+    std::fs::write(file("captures.toml"), toml).unwrap();
+    doppel_json(&[
+        "train",
+        "--captures",
+        &file("captures.toml"),
+        "--effect",
+        "compressor",
+        "--size",
+        "nano",
+        "--steps",
+        STEREO_TRAIN_STEPS,
+        "--batch",
+        "4",
+        "--segment",
+        "12000",
+        "--seed",
+        "3",
+        "--out",
+        &file("linked.doppel"),
+        "--json",
+    ]);
+    // Held out: a loud phrase on the left, a quiet different one on the right (24 dB down,
+    // mostly below the threshold on its own: what compresses it is the left).
+    for seed in ["2", "5"] {
+        doppel_ok(&[
+            "signal",
+            "--kind",
+            "phrase",
+            "--seconds",
+            "8",
+            "--seed",
+            seed,
+            "--out",
+            &file(&format!("phrase{seed}.wav")),
+        ]);
+    }
+    let left = read_wav(&file("phrase2.wav")).unwrap().samples;
+    let right: Vec<f32> = read_wav(&file("phrase5.wav"))
+        .unwrap()
+        .samples
+        .iter()
+        .map(|x| 0.06 * x)
+        .collect();
+    write_wav_channels(&file("stereo.wav"), 48_000, &[&left, &right]).unwrap();
+    compress(&scratch, "stereo.wav", "stereo_out.wav", "-32", "4");
+
+    let eval = doppel_json(&[
+        "eval",
+        "--profile",
+        &file("linked.doppel"),
+        "--input",
+        &file("stereo.wav"),
+        "--target",
+        &file("stereo_out.wav"),
+        "--knob",
+        "threshold_db=-32",
+        "--json",
+    ]);
+    eprintln!("stereo-linked held-out ESR {:.5}", number(&eval, "esr"));
+    assert!(
+        number(&eval, "esr") < STEREO_ESR_BOUND,
+        "held-out ESR {}",
+        number(&eval, "esr")
+    );
+    doppel_ok(&[
+        "process",
+        "--profile",
+        &file("linked.doppel"),
+        "--input",
+        &file("stereo.wav"),
+        "--output",
+        &file("stereo_model.wav"),
+        "--knob",
+        "threshold_db=-32",
+    ]);
+    let played = read_wav_channels(&file("stereo_model.wav")).unwrap();
+    let device = read_wav_channels(&file("stereo_out.wav")).unwrap();
+    assert_eq!(played.len(), 2, "a stereo-linked profile plays stereo");
+    let rms = |x: &[f32]| (x.iter().map(|v| (v * v) as f64).sum::<f64>() / x.len() as f64).sqrt();
+    // The device turned the quiet right channel down (because of the left), and the model
+    // did the same.
+    let reduction_db = 20.0 * (rms(&device[1]) / rms(&right)).log10();
+    let model_reduction_db = 20.0 * (rms(&played[1]) / rms(&right)).log10();
+    eprintln!("right channel: device {reduction_db:.2} dB, model {model_reduction_db:.2} dB");
+    assert!(
+        reduction_db < -1.0,
+        "the device barely reduced the right: {reduction_db:.2} dB"
+    );
+    assert!(
+        (model_reduction_db - reduction_db).abs() < 0.5,
+        "the model turns the right down by {model_reduction_db:.2} dB, the device by {reduction_db:.2} dB"
+    );
+    for (c, (model, want)) in played.iter().zip(&device).enumerate() {
+        let channel_esr = esr(want, model).unwrap();
+        eprintln!("channel {c}: ESR {channel_esr:.5}");
+        assert!(channel_esr < STEREO_ESR_BOUND, "channel {c}: ESR {channel_esr}");
+    }
 }

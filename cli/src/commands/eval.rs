@@ -1,15 +1,17 @@
 //! `doppel eval`: a profile's accuracy against what the device did to the same input, scored
 //! the way a DAW plays the profile: its output with the latency it reports removed, against the
 //! device's output with the device's latency removed. The best-lag ESR is reported beside it,
-//! never instead: the gap between the two is timing error.
+//! never instead: the gap between the two is timing error. A stereo-linked profile is scored
+//! over both channels.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use doppel_engine::align::align_pair;
 use doppel_engine::dataset::{align_capture, measure_capture, LoadOptions};
 use doppel_engine::metrics::{best_lag_esr, gain_reduction_db_rms, gain_reduction_error_db, measure};
-use doppel_engine::wav::read_wav_mono;
+use doppel_engine::wav::{read_wav_mono, WavChannels};
 use doppel_engine::Profile;
 
 /// Lags searched on each side for the best-lag figure, in samples.
@@ -74,10 +76,33 @@ pub fn run(args: EvalArgs) -> Result<()> {
         max_latency_seconds,
         0,
     )?;
-    let prediction = super::play_compensated(&profile, &aligned_input, &args.knobs)?;
+    let seconds = aligned_target.len() as f32 / input.sample_rate as f32;
+    let (aligned_input, aligned_target, prediction) = if super::is_linked(&profile) {
+        // A stereo-linked profile plays both channels at once; each channel is aligned by the
+        // latency found on the mix and the scores run over both.
+        let (inputs, targets) = (
+            super::read_channels_for(&profile, &args.input)?,
+            super::read_channels_for(&profile, &args.target)?,
+        );
+        let channels = inputs.channels.len().max(targets.channels.len());
+        let pick = |audio: &WavChannels, c: usize| audio.channels[c.min(audio.channels.len() - 1)].clone();
+        let pairs: Vec<(Vec<f32>, Vec<f32>)> = (0..channels)
+            .map(|c| align_pair(&pick(&inputs, c), &pick(&targets, c), device_latency))
+            .collect();
+        let views: Vec<&[f32]> = pairs.iter().map(|(input, _)| input.as_slice()).collect();
+        let played = super::play_channels_compensated(&profile, &views, &args.knobs)?;
+        let (mut input, mut target) = (Vec::new(), Vec::new());
+        for (i, t) in &pairs {
+            input.extend_from_slice(i);
+            target.extend_from_slice(t);
+        }
+        (input, target, played.concat())
+    } else {
+        let prediction = super::play_compensated(&profile, &aligned_input, &args.knobs)?;
+        (aligned_input, aligned_target, prediction)
+    };
     let metrics = measure(&prediction, &aligned_target);
     let (best_lag, esr_best_lag) = best_lag_esr(&prediction, &aligned_target, BEST_LAG_SEARCH_SAMPLES);
-    let seconds = aligned_target.len() as f32 / input.sample_rate as f32;
     let profile_latency = profile.meta.latency_samples;
     // Dynamics profiles are also scored on their gain curve, where the ear is sensitive.
     let dynamics = profile.meta.model.architecture() == "compressor"

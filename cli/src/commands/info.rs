@@ -26,6 +26,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
         json["size"] = size.into();
         json["parameters"] = meta.model.parameter_count().into();
         json["receptive_field_samples"] = meta.model.receptive_field().into();
+        json["channels"] = meta.model.channels().into();
         println!("{json}");
         return Ok(());
     }
@@ -35,6 +36,9 @@ pub fn run(args: InfoArgs) -> Result<()> {
         meta.model.parameter_count()
     );
     println!("sample rate:   {} Hz", meta.sample_rate);
+    if meta.model.channels() == 2 {
+        println!("channels:      stereo-linked (one detector for both, one gain on both)");
+    }
     println!("latency:       {} samples", meta.latency_samples);
     println!("receptive field: {} samples", meta.model.receptive_field());
     if meta.knobs.is_empty() {

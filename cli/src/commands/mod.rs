@@ -13,7 +13,7 @@ pub mod train;
 use std::path::Path;
 
 use anyhow::{ensure, Result};
-use doppel_engine::wav::{read_wav_mono, WavAudio};
+use doppel_engine::wav::{read_wav_channels, read_wav_mono, WavAudio, WavChannels};
 use doppel_engine::{playback, Profile};
 
 /// Parses `NAME=VALUE` (a knob setting in the knob's unit).
@@ -42,6 +42,45 @@ pub fn read_input_for(profile: &Profile, path: &Path) -> Result<WavAudio> {
         profile.meta.sample_rate
     );
     Ok(audio)
+}
+
+/// Reads a WAV keeping its channels, for a stereo-linked `profile` (checked: sample rate,
+/// one or two channels).
+pub fn read_channels_for(profile: &Profile, path: &Path) -> Result<WavChannels> {
+    let audio = read_wav_channels(path)?;
+    ensure!(
+        audio.sample_rate == profile.meta.sample_rate,
+        "sample rate mismatch: {} is {} Hz but the profile was trained at {} Hz",
+        path.display(),
+        audio.sample_rate,
+        profile.meta.sample_rate
+    );
+    ensure!(
+        audio.channels.len() <= 2,
+        "{} has {} channels; a stereo-linked profile plays one or two",
+        path.display(),
+        audio.channels.len()
+    );
+    Ok(audio)
+}
+
+/// Whether `profile` plays a stereo pair with one linked detector.
+pub fn is_linked(profile: &Profile) -> bool {
+    profile.meta.model.channels() == 2
+}
+
+/// [`play_compensated`] by channel (see [`playback::play_channels_compensated`]).
+pub fn play_channels_compensated(
+    profile: &Profile,
+    inputs: &[&[f32]],
+    knobs: &[(String, f32)],
+) -> Result<Vec<Vec<f32>>> {
+    playback::play_channels_compensated(profile, inputs, &profile.normalized_knobs(knobs)?)
+}
+
+/// [`play`] by channel (see [`playback::play_channels`]).
+pub fn play_channels(profile: &Profile, inputs: &[&[f32]], knobs: &[(String, f32)]) -> Result<Vec<Vec<f32>>> {
+    playback::play_channels(profile, inputs, &profile.normalized_knobs(knobs)?)
 }
 
 /// Plays `input` through `profile` with knobs given by name: the plugin's stream, the

@@ -1,5 +1,5 @@
 //! `doppel reference`: a built-in stand-in device, the tube amp (plus a fixed delay) or the
-//! feed-forward compressor.
+//! feed-forward compressor (stereo-linked on a stereo file).
 
 use std::path::PathBuf;
 
@@ -10,7 +10,7 @@ use doppel_engine::reference::{
     reference_amp_knobs, reference_compressor_knobs, run_reference_amp, CompressorSettings, Detector,
     ReferenceCompressor,
 };
-use doppel_engine::wav::{read_wav_mono, write_wav_mono};
+use doppel_engine::wav::{read_wav_channels, read_wav_mono, write_wav_channels, write_wav_mono};
 
 /// Which built-in device to play.
 #[derive(Clone, Copy, ValueEnum)]
@@ -64,9 +64,9 @@ fn knob_values(descriptors: &[KnobDescriptor], knobs: &[(String, f32)], device: 
 
 /// Runs the device.
 pub fn run(args: ReferenceArgs) -> Result<()> {
-    let input = read_wav_mono(&args.input)?;
     match args.device {
         ReferenceDevice::Amp => {
+            let input = read_wav_mono(&args.input)?;
             let values = knob_values(&reference_amp_knobs(), &args.knobs, "amp")?;
             let output = run_reference_amp(&input.samples, input.sample_rate, values[0], values[1]);
             write_wav_mono(&args.output, &output, input.sample_rate)?;
@@ -87,10 +87,25 @@ pub fn run(args: ReferenceArgs) -> Result<()> {
                 detector: if args.peak { Detector::Peak } else { Detector::Rms },
                 ..CompressorSettings::default()
             };
+            let input = read_wav_channels(&args.input)?;
             let mut compressor = ReferenceCompressor::new(input.sample_rate as f32, settings);
-            let mut output = vec![0.0; input.samples.len()];
-            compressor.process(&input.samples, &mut output);
-            write_wav_mono(&args.output, &output, input.sample_rate)?;
+            match input.channels.as_slice() {
+                [mono] => {
+                    let mut output = vec![0.0; mono.len()];
+                    compressor.process(mono, &mut output);
+                    write_wav_mono(&args.output, &output, input.sample_rate)?;
+                }
+                [left, right] => {
+                    let (mut left, mut right) = (left.clone(), right.clone());
+                    compressor.process_stereo(&mut left, &mut right);
+                    write_wav_channels(&args.output, &[&left, &right], input.sample_rate)?;
+                }
+                more => bail!(
+                    "{} has {} channels: the reference compressor takes mono or stereo",
+                    args.input.display(),
+                    more.len()
+                ),
+            }
             eprintln!(
                 "wrote {} (compressor, threshold {} dB, ratio {}:1, attack {} ms, release {} ms)",
                 args.output.display(),

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::{bail, ensure, Result};
 use clap::{Args, ValueEnum};
 use doppel_engine::signal::{
-    capture_layout, capture_signal, dynamics_signal, test_phrase, DEFAULT_CAPTURE_SECONDS, DEFAULT_DYNAMICS_SECONDS,
+    capture_layout, capture_signal, dynamics_signal, dynamics_signal_stereo, test_phrase, DEFAULT_CAPTURE_SECONDS,
+    DEFAULT_DYNAMICS_SECONDS,
 };
-use doppel_engine::wav::write_wav_mono;
+use doppel_engine::wav::{write_wav_channels, write_wav_mono};
 
 /// Which signal to write.
 #[derive(Clone, Copy, ValueEnum)]
@@ -24,9 +25,13 @@ pub enum SignalKind {
 /// Arguments of `doppel signal`.
 #[derive(Args)]
 pub struct SignalArgs {
-    /// WAV file to write (32-bit float, mono).
+    /// WAV file to write (32-bit float, mono unless `--channels 2`).
     #[arg(long)]
     out: PathBuf,
+    /// Channels: 2 writes the stereo dynamics signal (for a stereo-linked compressor: the
+    /// signal panned from side to side with a second one against it). Dynamics only.
+    #[arg(long, default_value_t = 1)]
+    channels: u16,
     /// Sample rate in Hz.
     #[arg(long, default_value_t = 48_000)]
     sample_rate: u32,
@@ -53,6 +58,22 @@ pub fn run(args: SignalArgs) -> Result<()> {
         "sample rate {} Hz is out of range",
         args.sample_rate
     );
+    ensure!(
+        args.channels == 1 || (args.channels == 2 && matches!(args.kind, SignalKind::Dynamics)),
+        "--channels 2 applies to --kind dynamics only (other signals are mono)"
+    );
+    if args.channels == 2 {
+        let [left, right] = dynamics_signal_stereo(args.sample_rate, args.seconds.unwrap_or(DEFAULT_DYNAMICS_SECONDS));
+        ensure!(!left.is_empty(), "--seconds must be positive");
+        write_wav_channels(&args.out, &[&left, &right], args.sample_rate)?;
+        eprintln!(
+            "wrote {} (stereo, {:.1} s at {} Hz)",
+            args.out.display(),
+            left.len() as f32 / args.sample_rate as f32,
+            args.sample_rate
+        );
+        return Ok(());
+    }
     let samples = match args.kind {
         SignalKind::Capture => capture_signal(args.sample_rate, args.seconds.unwrap_or(DEFAULT_CAPTURE_SECONDS)),
         SignalKind::Phrase => test_phrase(args.sample_rate, args.seconds.unwrap_or(20.0), args.seed),

@@ -49,6 +49,21 @@ impl StreamingModel {
         })
     }
 
+    /// The kernel of a stereo-linked model (one detector for two channels), to be fed both
+    /// channels at once; `None` for a model that plays each channel on its own. Real-time
+    /// safe.
+    pub fn linked_mut(&mut self) -> Option<&mut CompressorKernel> {
+        match self {
+            StreamingModel::Compressor(k) if k.is_linked() => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Whether the model links two channels (see [`Self::linked_mut`]).
+    pub fn is_linked(&self) -> bool {
+        matches!(self, StreamingModel::Compressor(k) if k.is_linked())
+    }
+
     /// Processes `input` into `output` (same length, any length). `knobs` holds the model's
     /// normalised knob values (`num_knobs` of them, each 0..1), constant over this call.
     /// Real-time safe: no allocation, locking or I/O.

@@ -114,6 +114,10 @@ impl ControlAnchor {
 /// Hyperparameters of the dynamics model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompressorConfig {
+    /// Audio channels: 1, or 2 for a stereo-linked compressor (one detector fed by both
+    /// channels, one gain applied to both).
+    #[serde(default = "one_channel")]
+    pub channels: usize,
     /// Conditioning knobs (the map's inputs).
     pub num_knobs: usize,
     /// Width of the map's hidden layer.
@@ -135,6 +139,7 @@ impl CompressorConfig {
             Size::Standard => 32,
         };
         CompressorConfig {
+            channels: 1,
             num_knobs,
             hidden_size,
             sample_rate_hz: 48_000.0,
@@ -156,20 +161,35 @@ impl CompressorConfig {
         }
     }
 
-    /// Every tensor by name with its shape.
+    /// Whether one detector serves two channels.
+    pub fn linked(&self) -> bool {
+        self.channels == 2
+    }
+
+    /// Every tensor by name with its shape. A stereo-linked model adds `detector.link`: how
+    /// the detector combines the channels (see [`detector_input`]).
     pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let (k, h) = (self.num_knobs, self.hidden_size);
-        vec![
+        let mut shapes: Vec<(String, Vec<usize>)> = vec![
             ("control.linear.weight".into(), vec![CONTROLS, k]),
             ("control.hidden.weight".into(), vec![h, k]),
             ("control.hidden.bias".into(), vec![h]),
             ("control.out.weight".into(), vec![CONTROLS, h]),
             ("control.out.bias".into(), vec![CONTROLS]),
-        ]
+        ];
+        if self.linked() {
+            shapes.push((LINK_TENSOR.into(), vec![1]));
+        }
+        shapes
     }
 
     /// Checks the hyperparameters.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=2).contains(&self.channels),
+            "compressor channels must be 1 (mono) or 2 (stereo-linked), not {}",
+            self.channels
+        );
         anyhow::ensure!(
             (1..=256).contains(&self.hidden_size),
             "compressor hidden size must be 1..=256"
@@ -187,6 +207,29 @@ impl CompressorConfig {
         }
         Ok(())
     }
+}
+
+fn one_channel() -> usize {
+    1
+}
+
+/// Name of the stereo link's one weight: `sigmoid` of it is the share of the louder channel
+/// in the detector's input, the rest the channels' mean.
+pub const LINK_TENSOR: &str = "detector.link";
+
+/// The share of the louder channel a link weight stands for, `sigmoid(link)`.
+pub fn link_share(link: f32) -> f64 {
+    sigmoid(link as f64)
+}
+
+/// What a stereo-linked detector averages: `(1 - share) · mean(l², r²) + share · max(l², r²)`,
+/// with its derivative with respect to `share` (`max - mean`). The same as `x²` when both
+/// channels carry `x`.
+pub fn detector_input(left: f64, right: f64, share: f64) -> (f64, f64) {
+    let (l2, r2) = (left * left, right * right);
+    let mean = 0.5 * (l2 + r2);
+    let spread = l2.max(r2) - mean;
+    (mean + share * spread, spread)
 }
 
 /// The map's weights, borrowed from a flat slice or a profile, by tensor name.

@@ -112,6 +112,16 @@ impl ModelConfig {
         })
     }
 
+    /// Audio channels one instance of the model plays: 2 for a stereo-linked compressor (one
+    /// detector, one gain for both), 1 for every other model (a stereo track runs one per
+    /// channel).
+    pub fn channels(&self) -> usize {
+        match self {
+            ModelConfig::Compressor(c) => c.channels,
+            _ => 1,
+        }
+    }
+
     /// Number of conditioning knobs the model takes as extra input channels.
     pub fn num_knobs(&self) -> usize {
         match self {

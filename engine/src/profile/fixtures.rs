@@ -34,6 +34,53 @@ impl Profile {
         Profile::new(meta, weights)
     }
 
+    /// A stereo-linked compressor for tests: knobs `threshold_db` (-40..0, default -30) and
+    /// `ratio` (1..20, default 8) anchor its controls, so it compresses as they say; the rest
+    /// of the map is zero (attack 10 ms, release 100 ms, 6 dB knee, no makeup) and the link
+    /// weight 0 (the detector's input half mean, half louder channel). 48 kHz.
+    pub fn linked_compressor_fixture(name: &str) -> Result<Self> {
+        use crate::model::CompressorConfig;
+        let knobs = vec![
+            KnobDescriptor {
+                name: "threshold_db".into(),
+                min: -40.0,
+                max: 0.0,
+                default: -30.0,
+                unit: "dB".into(),
+            },
+            KnobDescriptor {
+                name: "ratio".into(),
+                min: 1.0,
+                max: 20.0,
+                default: 8.0,
+                unit: String::new(),
+            },
+        ];
+        let mut config = CompressorConfig::preset(crate::model::Size::Nano, 2);
+        config.channels = 2;
+        let ranges: Vec<_> = knobs.iter().map(|k| (k.name.clone(), k.min, k.max)).collect();
+        config.anchor_knobs(&ranges);
+        let model = ModelConfig::Compressor(config);
+        let mut weights = Weights::default();
+        for (name, shape) in model.tensor_shapes() {
+            let count = shape.iter().product();
+            weights.insert(name, shape, vec![0.0; count]);
+        }
+        let meta = ProfileMeta {
+            format_version: FORMAT_VERSION,
+            name: name.into(),
+            notes: String::new(),
+            model,
+            sample_rate: 48_000,
+            knobs,
+            latency_samples: 0,
+            training: None,
+            accuracy: None,
+            calibration: None,
+        };
+        Profile::new(meta, weights)
+    }
+
     /// A WaveNet that plays its input `latency_samples` late through a tanh and reports that
     /// latency, for latency and delay-compensation tests: one layer whose only tap is
     /// `latency_samples` back, so `y[n] = tanh(x[n-L])`. For quiet input (|x| <= 0.01, -40

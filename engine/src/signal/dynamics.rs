@@ -10,6 +10,10 @@
 //!    mixed, at several tempos with slow level rides of +-12 dB: realistic crest factors.
 //!
 //! Deterministic; peaks never exceed [`super::PEAK_LIMIT`].
+//!
+//! The stereo version ([`dynamics_signal_stereo`]) pans that signal slowly from side to side
+//! and adds a second, independent one panned against it, so either channel is at times the
+//! louder and the two differ in content: a linked detector's way of joining them shows.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,10 +29,46 @@ const DYNAMICS_SEED: u64 = 0xD1_7A35;
 
 /// The dynamics capture signal, `seconds` long at `sample_rate` Hz.
 pub fn dynamics_signal(sample_rate: u32, seconds: f32) -> Vec<f32> {
+    dynamics_with_seed(sample_rate, seconds, DYNAMICS_SEED)
+}
+
+/// Level of the second signal in the stereo version, relative to the first, in dB.
+const SECOND_VOICE_DB: f32 = -6.0;
+/// Period of the stereo version's pan sweep, in seconds.
+const PAN_PERIOD_SECONDS: f32 = 7.0;
+
+/// The stereo dynamics capture signal: `[left, right]`, each `seconds` long. The mono signal
+/// sweeps between the channels (constant power, a 7 s period) and a second signal, 6 dB down,
+/// sweeps against it.
+pub fn dynamics_signal_stereo(sample_rate: u32, seconds: f32) -> [Vec<f32>; 2] {
+    let main = dynamics_signal(sample_rate, seconds);
+    let second = dynamics_with_seed(sample_rate, seconds, DYNAMICS_SEED + 1);
+    let sr = sample_rate as f32;
+    let second_gain = db_to_gain(SECOND_VOICE_DB);
+    let (mut left, mut right) = (vec![0.0f32; main.len()], vec![0.0f32; main.len()]);
+    for n in 0..main.len() {
+        // Pan angle 0..pi/2: from hard left to hard right and back, dwelling near the centre
+        // no longer than at the sides.
+        let sweep = (std::f32::consts::TAU * n as f32 / (PAN_PERIOD_SECONDS * sr)).sin();
+        let angle = std::f32::consts::FRAC_PI_4 * (1.0 + 0.9 * sweep);
+        let (l, r) = (angle.cos(), angle.sin());
+        left[n] = main[n] * l + second_gain * second[n] * r;
+        right[n] = main[n] * r + second_gain * second[n] * l;
+    }
+    // One gain for both channels, so their balance stays as panned.
+    let peak = left.iter().chain(&right).fold(0.0f32, |m, v| m.max(v.abs()));
+    if peak > PEAK_LIMIT {
+        let gain = PEAK_LIMIT / peak;
+        left.iter_mut().chain(right.iter_mut()).for_each(|v| *v *= gain);
+    }
+    [left, right]
+}
+
+fn dynamics_with_seed(sample_rate: u32, seconds: f32, seed: u64) -> Vec<f32> {
     let sr = sample_rate as f32;
     let total = (seconds.max(0.0) * sr).round() as usize;
     let mut signal = vec![0.0f32; total];
-    let mut rng = ChaCha8Rng::seed_from_u64(DYNAMICS_SEED);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let quarter = total / 4;
     let gap = ((0.25 * sr) as usize).min(total / 40);
     level_steps(sr, &mut signal[..quarter.saturating_sub(gap)], &mut rng);

@@ -127,6 +127,8 @@ impl<'a> Trainer<'a> {
             config.threads,
         )?;
         let input_samples = context + segment;
+        // A stereo-linked model takes each segment's channels one after another.
+        let channels = config.model.channels();
         let sample_rate_hz = dataset.sample_rate as f32;
         Ok(Trainer {
             config,
@@ -139,20 +141,24 @@ impl<'a> Trainer<'a> {
             evaluator: ObjectiveEvaluator::new(&config.objective, sample_rate_hz, segment),
             batch: Batch {
                 rows,
-                input_samples,
-                inputs: vec![0.0; rows * input_samples],
+                input_samples: channels * input_samples,
+                inputs: vec![0.0; rows * channels * input_samples],
                 knobs: vec![0.0; rows * config.model.num_knobs()],
-                targets: vec![0.0; rows * segment],
+                targets: vec![0.0; rows * channels * segment],
             },
-            prediction: vec![0.0; rows * segment],
-            d_prediction: vec![0.0; rows * segment],
+            prediction: vec![0.0; rows * channels * segment],
+            d_prediction: vec![0.0; rows * channels * segment],
             rng: ChaCha8Rng::seed_from_u64(config.seed),
         })
     }
 
-    /// Fills `self.batch` with random segments from the training part of the captures.
+    /// Fills `self.batch` with random segments from the training part of the captures (each
+    /// channel's samples one after another for a stereo-linked model; a mono capture plays as
+    /// both channels).
     fn sample_batch(&mut self) {
-        let (length, segment) = (self.batch.input_samples, self.config.segment_samples);
+        let channels = self.config.model.channels();
+        let segment = self.config.segment_samples;
+        let length = self.batch.input_samples / channels;
         let num_knobs = self.config.model.num_knobs();
         let lengths: Vec<usize> = self.splits.iter().map(|s| s.start - length).collect();
         let total: usize = lengths.iter().sum();
@@ -163,12 +169,16 @@ impl<'a> Trainer<'a> {
                 position -= lengths[pair];
                 pair += 1;
             }
-            let capture = &self.dataset.pairs[pair];
-            self.batch.inputs[row * length..][..length].copy_from_slice(&capture.input[position..position + length]);
+            let sources = self.dataset.pairs[pair].channels();
+            let inputs = &mut self.batch.inputs[row * channels * length..][..channels * length];
+            let targets = &mut self.batch.targets[row * channels * segment..][..channels * segment];
+            for c in 0..channels {
+                let (input, target) = sources[c.min(sources.len() - 1)];
+                inputs[c * length..][..length].copy_from_slice(&input[position..position + length]);
+                let target_start = position + length - segment;
+                targets[c * segment..][..segment].copy_from_slice(&target[target_start..position + length]);
+            }
             self.batch.knobs[row * num_knobs..][..num_knobs].copy_from_slice(&self.splits[pair].knobs);
-            let target_start = position + length - segment;
-            self.batch.targets[row * segment..][..segment]
-                .copy_from_slice(&capture.target[target_start..position + length]);
         }
     }
 

@@ -42,9 +42,9 @@ pub enum CaptureInput {
 }
 
 impl CaptureInput {
-    fn into_audio(self) -> Result<CaptureAudio> {
+    fn into_audio(self, keep_stereo: bool) -> Result<CaptureAudio> {
         match self {
-            CaptureInput::Files(spec) => CaptureAudio::read(&spec),
+            CaptureInput::Files(spec) => CaptureAudio::read(&spec, keep_stereo),
             CaptureInput::Memory(audio) => Ok(audio),
         }
     }
@@ -184,9 +184,14 @@ pub struct Session {
 impl Session {
     /// Reads, checks and aligns `captures` and settles the model, header and budget.
     pub fn new(settings: SessionConfig, captures: Vec<CaptureInput>) -> Result<Self> {
+        // A compressor model learns a stereo capture as a linked pair; the others downmix.
+        let keep_stereo = match &settings.start_from {
+            Some(profile) => profile.meta.model.channels() == 2,
+            None => settings.architecture == "compressor",
+        };
         let captures = captures
             .into_iter()
-            .map(CaptureInput::into_audio)
+            .map(|capture| capture.into_audio(keep_stereo))
             .collect::<Result<Vec<_>>>()?;
         ensure!(!captures.is_empty(), "no captures given");
         let sample_rate = captures[0].input.sample_rate;
@@ -209,6 +214,7 @@ impl Session {
         let load_options = LoadOptions {
             latency_override: settings.latency_override,
             margin,
+            keep_stereo,
             ..LoadOptions::default()
         };
         let mut dataset = build_dataset(&captures, &settings.knob_ranges, &load_options)?;
@@ -227,6 +233,7 @@ impl Session {
                     // Its time constants are learned at the captures' rate; knobs whose names
                     // give a control and unit anchor it.
                     c.sample_rate_hz = sample_rate as f32;
+                    c.channels = dataset.channels();
                     let knobs: Vec<_> = dataset.knobs.iter().map(|k| (k.name.clone(), k.min, k.max)).collect();
                     c.anchor_knobs(&knobs);
                 }
@@ -461,7 +468,7 @@ impl Hooks for SessionHooks<'_, '_> {
         let mut pairs = Vec::new();
         for capture in self.control.take_pending() {
             let aligned = capture
-                .into_audio()
+                .into_audio(self.load_options.keep_stereo)
                 .and_then(|audio| self.template.align_more(&audio, &self.load_options));
             match aligned {
                 Ok(pair) => pairs.push(pair),

@@ -46,6 +46,7 @@ fn dataset(drives: &[f32]) -> Dataset {
                 target,
                 knob_values,
                 latency_samples: 0,
+                right: None,
             }
         })
         .collect();

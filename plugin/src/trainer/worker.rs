@@ -70,6 +70,7 @@ impl StoredCapture {
             target_label: PathBuf::from(&self.label),
             knobs: self.knobs.clone(),
             latency_samples: Some(self.latency_samples),
+            stereo: None,
         }
     }
 }

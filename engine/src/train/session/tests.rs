@@ -58,6 +58,7 @@ fn capture_of(seconds: f32, seed: u64, label: &str) -> CaptureInput {
         target_label: format!("{label} out").into(),
         knobs: BTreeMap::new(),
         latency_samples: None,
+        stereo: None,
     })
 }
 
