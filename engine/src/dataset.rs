@@ -71,13 +71,16 @@ pub struct Dataset {
     /// Samples by which each target was left late of its measured latency (see
     /// [`LoadOptions::margin`]): the latency of a profile trained on it.
     pub alignment_margin_samples: i64,
+    /// Whether the captures are kept as stereo pairs (see [`LoadOptions::keep_stereo`]):
+    /// every pair then has its right channel, and captures fed later are aligned the same way.
+    pub stereo: bool,
 }
 
 impl Dataset {
     /// Audio channels of every capture: 2 when stereo captures were kept apart (see
     /// [`LoadOptions::keep_stereo`]), else 1.
     pub fn channels(&self) -> usize {
-        if !self.pairs.is_empty() && self.pairs.iter().all(|p| p.right.is_some()) {
+        if self.stereo {
             2
         } else {
             1
@@ -274,29 +277,24 @@ impl CaptureAudio {
         )
     }
 
-    /// Reads a capture's two WAV files, downmixed to mono unless `keep_stereo` and either
-    /// file is stereo (a mono one then plays as both channels).
+    /// Reads a capture's two WAV files, downmixed to mono unless `keep_stereo` and the
+    /// device's output is stereo with two different channels (a mono input then plays as
+    /// both; a stereo input into a mono output, or two identical channels, is downmixed).
     pub fn read(spec: &CaptureSpec, keep_stereo: bool) -> Result<Self> {
         let (input, target) = (read_wav_channels(&spec.input)?, read_wav_channels(&spec.target)?);
-        let stereo = keep_stereo && (input.channels.len() == 2 || target.channels.len() == 2);
-        let stereo = if stereo {
-            let pair = |audio: &crate::wav::WavChannels, path: &Path| -> Result<[Vec<f32>; 2]> {
-                match audio.channels.as_slice() {
-                    [mono] => Ok([mono.clone(), mono.clone()]),
-                    [left, right] => Ok([left.clone(), right.clone()]),
-                    more => bail!(
-                        "{} has {} channels: a stereo capture needs one or two",
-                        path.display(),
-                        more.len()
-                    ),
-                }
-            };
-            Some(StereoCapture {
-                input: pair(&input, &spec.input)?,
-                target: pair(&target, &spec.target)?,
-            })
-        } else {
-            None
+        let pair = |audio: &crate::wav::WavChannels| -> Option<[Vec<f32>; 2]> {
+            match audio.channels.as_slice() {
+                [mono] => Some([mono.clone(), mono.clone()]),
+                [left, right] => Some([left.clone(), right.clone()]),
+                _ => None,
+            }
+        };
+        let dual_mono = |audio: &crate::wav::WavChannels| audio.channels.windows(2).all(|w| w[0] == w[1]);
+        let stereo = match (keep_stereo, target.channels.len() == 2 && !dual_mono(&target)) {
+            (true, true) => pair(&input)
+                .zip(pair(&target))
+                .map(|(input, target)| StereoCapture { input, target }),
+            _ => None,
         };
         Ok(CaptureAudio {
             input: input.to_mono(),
@@ -434,7 +432,7 @@ pub fn build_dataset(
             (&capture.input, &capture.input_label),
             (&capture.target, &capture.target_label),
         ] {
-            if audio.source_channels > 1 && capture.stereo.is_none() {
+            if audio.source_channels > 1 && !(stereo && capture.stereo.is_some()) {
                 notes.push(format!(
                     "{}: {} channels downmixed to mono",
                     path.display(),
@@ -513,6 +511,7 @@ pub fn build_dataset(
         pairs,
         notes,
         alignment_margin_samples,
+        stereo,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod interop;
 pub mod kernel;
 pub mod metrics;
 pub mod model;
+pub mod plan;
 pub mod playback;
 pub mod profile;
 pub mod reference;

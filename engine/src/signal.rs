@@ -202,6 +202,22 @@ pub fn capture_signal(sample_rate: u32, seconds: f32) -> Vec<f32> {
     out
 }
 
+/// The dynamics signal as a take in the plugin plays it, `round(seconds · sample_rate)`
+/// samples: the capture signal's intro (the same clicks at the same places, so a take is
+/// checked and its round trip found the same way), then [`dynamics_signal`] for the rest.
+pub fn dynamics_take_signal(sample_rate: u32, seconds: f32) -> Vec<f32> {
+    let total = (seconds.max(0.0) * sample_rate as f32).round() as usize;
+    let mut out = vec![0.0f32; total];
+    let intro = layout_of(sample_rate, total)[0].1.clone();
+    let body = intro.len() - section_gap(sample_rate as f32, intro.len());
+    self::intro(&mut out[intro.start..intro.start + body]);
+    let rest = (total - intro.end) as f32 / sample_rate as f32;
+    let dynamics = dynamics_signal(sample_rate, rest);
+    let end = (intro.end + dynamics.len()).min(total);
+    out[intro.end..end].copy_from_slice(&dynamics[..end - intro.end]);
+    out
+}
+
 /// Scales down (never up) so the peak is at most [`PEAK_LIMIT`].
 fn limit(signal: &mut [f32]) {
     let peak = signal.iter().fold(0.0f32, |m, v| m.max(v.abs()));

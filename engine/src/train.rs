@@ -255,14 +255,15 @@ fn check_config(config: &TrainConfig, dataset: &Dataset) -> Result<()> {
     Ok(())
 }
 
-/// Deterministic starting weights: biases zero, every other tensor uniform in
-/// `±1/sqrt(fan_in)` (fan-in = all dimensions but the first), from `seed`.
+/// Deterministic starting weights: biases (and a compressor's stereo link) zero, every other
+/// tensor uniform in `±1/sqrt(fan_in)` (fan-in = all dimensions but the first), from `seed`.
 pub fn initial_weights(model: &ModelConfig, seed: u64) -> Weights {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_1417);
     let mut weights = Weights::default();
     for (name, shape) in model.tensor_shapes() {
         let count: usize = shape.iter().product();
-        let data = if name.ends_with("bias") {
+        // The stereo link starts at an even blend of the channels' mean and louder one.
+        let data = if name.ends_with("bias") || name == crate::model::compressor::LINK_TENSOR {
             vec![0.0; count]
         } else {
             let fan_in = shape[1..].iter().product::<usize>().max(1);

@@ -9,6 +9,8 @@ use std::sync::{Arc, RwLock};
 
 use arc_swap::ArcSwap;
 use doppel_engine::model::MAX_KNOBS;
+use doppel_engine::plan::PlanKnob;
+use doppel_engine::train::EffectKind;
 use doppel_engine::{KnobDescriptor, ProfileMeta};
 use nice_plug::prelude::*;
 
@@ -111,6 +113,9 @@ pub struct CaptureSetup {
     pub train_seconds: f32,
     /// Step budget of one session (0: none, the time budget alone).
     pub train_steps: u64,
+    /// What kind of device is captured: an amp or pedal (the capture signal, a WaveNet) or
+    /// a compressor (the dynamics signal, the dynamics model).
+    pub effect: EffectKind,
 }
 
 /// Default length of an in-plugin capture, in seconds: long enough to train on (the
@@ -135,11 +140,25 @@ impl Default for CaptureSetup {
             model_size: "feather".into(),
             train_seconds: DEFAULT_TRAIN_SECONDS,
             train_steps: 0,
+            effect: EffectKind::AmpCab,
         }
     }
 }
 
 impl CaptureSetup {
+    /// The tagged knobs (in plugin knob order) as a capture plan sees them.
+    pub fn plan_knobs(&self) -> Vec<PlanKnob> {
+        self.knobs
+            .iter()
+            .flatten()
+            .map(|tag| PlanKnob {
+                name: tag.name.clone(),
+                min: tag.min.min(tag.max),
+                max: tag.max.max(tag.min),
+            })
+            .collect()
+    }
+
     /// Worker threads to train with: the setting, or all cores but one.
     pub fn worker_threads(&self) -> usize {
         if self.threads > 0 {

@@ -51,8 +51,9 @@ impl KnobsNow {
 /// off-audio side drains the queue before every post, so a handful is plenty.
 pub const RETIRE_CAPACITY: usize = 8;
 
-/// A model ready to play: the profile header plus one streaming kernel and one dry-path delay
-/// line per channel. `meta == None` is pass-through (no model loaded).
+/// A model ready to play: the profile header plus one streaming kernel per channel (or one
+/// linked kernel for the pair) and one dry-path delay line per channel. `meta == None` is
+/// pass-through (no model loaded).
 pub struct LoadedModel {
     /// Header of the profile this model came from; `None` for pass-through.
     pub meta: Option<Arc<ProfileMeta>>,
@@ -71,9 +72,10 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Builds kernels for every channel from a validated profile, warm for `knobs`
-    /// (normalised 0..1, the knobs playing now): they start as if they had played silence
-    /// with those knobs, and keep that state for [`Self::reset`]. Not real-time safe.
+    /// Builds kernels for every channel (one for the pair, when the model is stereo-linked)
+    /// from a validated profile, warm for `knobs` (normalised 0..1, the knobs playing now):
+    /// they start as if they had played silence with those knobs, and keep that state for
+    /// [`Self::reset`]. Not real-time safe.
     pub fn build(profile: &Profile, knobs: &[f32]) -> Result<Self> {
         let meta = &profile.meta;
         ensure!(

@@ -108,6 +108,9 @@ pub struct TrainerStatus {
     /// The last take's verdict (good, or its problem), kept until the next take: training's
     /// own messages replace `message` but must not hide why a take was refused.
     take_verdict: Mutex<String>,
+    /// The capture plan for the tagged knobs: how far along it is and the setting to
+    /// capture next (empty without tagged knobs).
+    plan_hint: Mutex<String>,
     /// `(step, loss)` of recent steps, thinned to at most [`CURVE_POINTS`].
     loss_curve: Mutex<Vec<[f64; 2]>>,
     /// `(step, validation ESR)` at each improvement.
@@ -144,6 +147,18 @@ impl TrainerStatus {
     /// The last take's verdict (empty before the first take).
     pub fn take_verdict(&self) -> String {
         self.take_verdict.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The capture plan's progress and next setting (empty without tagged knobs).
+    pub fn plan_hint(&self) -> String {
+        self.plan_hint.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_plan_hint(&self, text: String) {
+        let mut hint = self.plan_hint.lock().unwrap_or_else(|e| e.into_inner());
+        if *hint != text {
+            *hint = text;
+        }
     }
 
     /// Forgets the last take's verdict (Reset).

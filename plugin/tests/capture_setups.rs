@@ -1,5 +1,7 @@
 //! Profiling set-ups beyond one capture, headless: takes tagged with the knobs of several
-//! device settings train one knob-conditioned profile under the capture cap; Learn on a split
+//! device settings train one knob-conditioned profile under the capture cap; a compressor is
+//! captured with the dynamics signal along the proposed capture plan and trains the dynamics
+//! model; Learn on a split
 //! (the DI goes to the device directly) measures its delay once from the playing; Mode and
 //! Monitor changes crossfade instead of clicking. Test thread stands in for the audio thread.
 
@@ -8,7 +10,9 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::device::{block_with, capture, device, device_at, rig, wait_for_message, wait_until, Feed, BLOCK, SR};
+use common::device::{
+    block_with, capture, device, device_at, rig, wait_for_message, wait_until, Feed, ReampedCompressor, BLOCK, SR,
+};
 use common::nano_profile;
 use doppel::dsp::Controls;
 use doppel::params::{CaptureSetup, Mode, Monitor, TaggedKnob};
@@ -16,6 +20,7 @@ use doppel::rig::ProfilingControls;
 use doppel::trainer::{Command, TrainerPhase};
 use doppel_engine::dataset::{load_dataset, CapturesFile, LoadOptions};
 use doppel_engine::signal::test_phrase;
+use doppel_engine::train::EffectKind;
 
 /// Plugin knob 1 set to `normalized` (the others at their defaults).
 fn knob_at(normalized: f32) -> Controls {
@@ -42,6 +47,7 @@ fn takes_at_tagged_knob_settings_train_one_conditioned_profile_under_the_cap() {
         threads: 1,
         train_steps: 40,
         train_seconds: 60.0,
+        ..CaptureSetup::default()
     };
     let mut rig = rig(setup);
     let status = rig.trainer().status().clone();
@@ -100,6 +106,90 @@ fn takes_at_tagged_knob_settings_train_one_conditioned_profile_under_the_cap() {
         assert_eq!(pair.latency_samples, written);
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_compressor_captured_along_the_plan_trains_the_dynamics_model() {
+    let mut knobs: [Option<TaggedKnob>; 4] = Default::default();
+    knobs[0] = Some(TaggedKnob {
+        name: "threshold_db".into(),
+        min: -40.0,
+        max: -10.0,
+        unit: "dB".into(),
+    });
+    let setup = CaptureSetup {
+        knobs,
+        capture_seconds: 12.0,
+        model_size: "nano".into(),
+        threads: 1,
+        train_steps: 150,
+        train_seconds: 60.0,
+        effect: EffectKind::Compressor,
+        ..CaptureSetup::default()
+    };
+    let mut rig = rig(setup);
+    let status = rig.trainer().status().clone();
+    let profiling = ProfilingControls {
+        mode: Mode::Capture,
+        capture_level_db: -3.0,
+        ..ProfilingControls::default()
+    };
+    // The plan for one knob: its centre, then both ends.
+    let mut device = ReampedCompressor::new(-25.0, 4.0);
+    wait_until(&mut rig, &mut device, Duration::from_secs(10), |_| {
+        status.plan_hint().contains("0 of 3")
+    });
+    assert!(
+        status.plan_hint().contains("threshold_db -25"),
+        "{}",
+        status.plan_hint()
+    );
+    for (take, threshold_db) in [-25.0f32, -40.0].into_iter().enumerate() {
+        let mut device = ReampedCompressor::new(threshold_db, 4.0);
+        capture(
+            &mut rig,
+            &mut device,
+            &knob_at((threshold_db + 40.0) / 30.0),
+            &profiling,
+        );
+        let judged = take as u64 + 1;
+        wait_until(&mut rig, &mut device, Duration::from_secs(30), |_| {
+            status.takes_accepted.load(Ordering::Relaxed) + status.takes_refused.load(Ordering::Relaxed) == judged
+        });
+        assert_eq!(
+            status.takes_accepted.load(Ordering::Relaxed),
+            judged,
+            "{}",
+            status.take_verdict()
+        );
+    }
+    let mut device = ReampedCompressor::new(-25.0, 4.0);
+    wait_until(&mut rig, &mut device, Duration::from_secs(10), |_| {
+        status.plan_hint().contains("2 of 3")
+    });
+    assert!(
+        status.plan_hint().contains("threshold_db -10"),
+        "{}",
+        status.plan_hint()
+    );
+    // The second take restarted training on both: wait for that session's end.
+    wait_until(&mut rig, &mut device, Duration::from_secs(120), |_| {
+        let message = status.message();
+        message.starts_with("Training done") || message.starts_with("Training failed")
+    });
+    assert_eq!(status.phase(), TrainerPhase::Ready, "{}", status.message());
+    let profile = rig.hub.profile().expect("a trained profile plays");
+    assert_eq!(status.steps.load(Ordering::Relaxed), 150, "{}", status.message());
+    let captures = profile.meta.training.as_ref().map(|t| t.device_latency_samples.len());
+    assert_eq!(captures, Some(2), "trained on both takes");
+    assert_eq!(profile.meta.model.architecture(), "compressor");
+    assert_eq!(
+        profile.meta.training.as_ref().map(|t| t.effect.as_str()),
+        Some("compressor")
+    );
+    assert_eq!(profile.meta.latency_samples, 0, "the compressor adds no latency");
+    let knob = &profile.meta.knobs[0];
+    assert_eq!((knob.name.as_str(), knob.min, knob.max), ("threshold_db", -40.0, -10.0));
 }
 
 #[test]

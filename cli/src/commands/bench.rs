@@ -1,4 +1,5 @@
-//! `doppel bench`: real-time cost of a profile's kernel on one thread.
+//! `doppel bench`: real-time cost of a profile's kernel on one thread (a stereo-linked profile
+//! on a stereo pair, both channels in the one kernel).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -53,16 +54,36 @@ fn measure(profile: &Profile, block_samples: usize, seconds: f32, json: bool) ->
     let input = test_phrase(sample_rate, seconds, 7);
     let knobs: Vec<f32> = profile.meta.knobs.iter().map(|k| k.normalize(k.default)).collect();
     let mut model = StreamingModel::new(&profile.meta.model, &profile.weights, block_samples)?;
+    let linked = model.is_linked();
+    // A stereo-linked profile plays a pair: the phrase on the left, another one on the right.
+    let mut right = if linked {
+        test_phrase(sample_rate, seconds, 8)
+    } else {
+        Vec::new()
+    };
+    if linked {
+        right.resize(input.len(), 0.0);
+    }
     let mut output = vec![0.0; block_samples];
+    let mut output_right = vec![0.0; block_samples];
+    let mut run_block = |model: &mut StreamingModel, start: usize, block: &[f32]| match model.linked_mut() {
+        Some(kernel) => kernel.process_linked(
+            [block, &right[start..start + block.len()]],
+            &knobs,
+            [&mut output[..block.len()], &mut output_right[..block.len()]],
+        ),
+        None => model.process(block, &knobs, &mut output[..block.len()]),
+    };
     // Warm caches and branch predictors on the first second, then time the whole signal.
-    for block in input[..input.len().min(sample_rate as usize)].chunks(block_samples) {
-        model.process(block, &knobs, &mut output[..block.len()]);
+    let warm = input.len().min(sample_rate as usize);
+    for (i, block) in input[..warm].chunks(block_samples).enumerate() {
+        run_block(&mut model, i * block_samples, block);
     }
     model.reset(&knobs);
     let start = Instant::now();
     let mut blocks = 0usize;
-    for block in input.chunks(block_samples) {
-        model.process(block, &knobs, &mut output[..block.len()]);
+    for (i, block) in input.chunks(block_samples).enumerate() {
+        run_block(&mut model, i * block_samples, block);
         blocks += 1;
     }
     let elapsed = start.elapsed().as_secs_f64();
@@ -75,6 +96,7 @@ fn measure(profile: &Profile, block_samples: usize, seconds: f32, json: bool) ->
             "architecture": architecture,
             "size": size,
             "parameters": profile.meta.model.parameter_count(),
+            "channels": if linked { 2 } else { 1 },
             "block": block_samples,
             "sample_rate": sample_rate,
             "seconds": audio_seconds,
@@ -83,8 +105,9 @@ fn measure(profile: &Profile, block_samples: usize, seconds: f32, json: bool) ->
         });
         println!("{json}");
     } else {
+        let channels = if linked { ", stereo-linked pair" } else { "" };
         println!(
-            "{architecture}/{size}: realtime factor {realtime_factor:.5} ({us_per_block:.2} µs per {block_samples}-sample block at {sample_rate} Hz, one thread)"
+            "{architecture}/{size}: realtime factor {realtime_factor:.5} ({us_per_block:.2} µs per {block_samples}-sample block at {sample_rate} Hz, one thread{channels})"
         );
     }
     Ok(())

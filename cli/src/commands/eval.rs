@@ -10,7 +10,7 @@ use anyhow::Result;
 use clap::Args;
 use doppel_engine::align::align_pair;
 use doppel_engine::dataset::{align_capture, measure_capture, LoadOptions};
-use doppel_engine::metrics::{best_lag_esr, gain_reduction_db_rms, gain_reduction_error_db, measure};
+use doppel_engine::metrics::{best_lag_esr, esr, gain_reduction_db_rms, gain_reduction_error_db, measure};
 use doppel_engine::wav::{read_wav_mono, WavChannels};
 use doppel_engine::Profile;
 
@@ -39,6 +39,13 @@ pub struct EvalArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
+}
+
+/// One channel as scored: the aligned input, the aligned device output, the profile's.
+struct Track {
+    input: Vec<f32>,
+    target: Vec<f32>,
+    prediction: Vec<f32>,
 }
 
 /// Aligns, plays and scores.
@@ -77,43 +84,70 @@ pub fn run(args: EvalArgs) -> Result<()> {
         0,
     )?;
     let seconds = aligned_target.len() as f32 / input.sample_rate as f32;
-    let (aligned_input, aligned_target, prediction) = if super::is_linked(&profile) {
-        // A stereo-linked profile plays both channels at once; each channel is aligned by the
-        // latency found on the mix and the scores run over both.
-        let (inputs, targets) = (
-            super::read_channels_for(&profile, &args.input)?,
-            super::read_channels_for(&profile, &args.target)?,
-        );
-        let channels = inputs.channels.len().max(targets.channels.len());
-        let pick = |audio: &WavChannels, c: usize| audio.channels[c.min(audio.channels.len() - 1)].clone();
-        let pairs: Vec<(Vec<f32>, Vec<f32>)> = (0..channels)
-            .map(|c| align_pair(&pick(&inputs, c), &pick(&targets, c), device_latency))
-            .collect();
-        let views: Vec<&[f32]> = pairs.iter().map(|(input, _)| input.as_slice()).collect();
-        let played = super::play_channels_compensated(&profile, &views, &args.knobs)?;
-        let (mut input, mut target) = (Vec::new(), Vec::new());
-        for (i, t) in &pairs {
-            input.extend_from_slice(i);
-            target.extend_from_slice(t);
+    // Per channel: aligned input, aligned target, prediction. A stereo-linked profile plays a
+    // stereo device output's two channels at once (each aligned by the latency found on the
+    // mix); anything else plays the mono mix.
+    let targets = super::read_channels_for(&profile, &args.target).ok();
+    let tracks: Vec<Track> = match targets {
+        Some(targets) if super::is_linked(&profile) && targets.channels.len() == 2 => {
+            let inputs = super::read_channels_for(&profile, &args.input)?;
+            fn pick(audio: &WavChannels, c: usize) -> &[f32] {
+                &audio.channels[c.min(audio.channels.len() - 1)]
+            }
+            let pairs: Vec<(Vec<f32>, Vec<f32>)> = (0..2)
+                .map(|c| align_pair(pick(&inputs, c), pick(&targets, c), device_latency))
+                .collect();
+            let views: Vec<&[f32]> = pairs.iter().map(|(input, _)| input.as_slice()).collect();
+            let played = super::play_channels_compensated(&profile, &views, &args.knobs)?;
+            pairs
+                .into_iter()
+                .zip(played)
+                .map(|((input, target), prediction)| Track {
+                    input,
+                    target,
+                    prediction,
+                })
+                .collect()
         }
-        (input, target, played.concat())
-    } else {
-        let prediction = super::play_compensated(&profile, &aligned_input, &args.knobs)?;
-        (aligned_input, aligned_target, prediction)
+        _ => {
+            let prediction = super::play_compensated(&profile, &aligned_input, &args.knobs)?;
+            vec![Track {
+                input: aligned_input,
+                target: aligned_target,
+                prediction,
+            }]
+        }
     };
+    // Scores over every channel: the waveform metrics on the channels one after another (the
+    // ESR is then the stereo one, energy over both), the gain curve per channel, combined.
+    let prediction: Vec<f32> = tracks.iter().flat_map(|t| t.prediction.iter().copied()).collect();
+    let aligned_target: Vec<f32> = tracks.iter().flat_map(|t| t.target.iter().copied()).collect();
     let metrics = measure(&prediction, &aligned_target);
     let (best_lag, esr_best_lag) = best_lag_esr(&prediction, &aligned_target, BEST_LAG_SEARCH_SAMPLES);
+    let esr_channels: Vec<f32> = tracks.iter().map(|t| esr(&t.prediction, &t.target)).collect();
     let profile_latency = profile.meta.latency_samples;
     // Dynamics profiles are also scored on their gain curve, where the ear is sensitive.
     let dynamics = profile.meta.model.architecture() == "compressor"
         || profile.meta.training.as_ref().is_some_and(|t| t.effect == "compressor");
+    let rate = input.sample_rate;
+    let rms_over_channels = |values: Option<Vec<f32>>| {
+        values.map(|v| (v.iter().map(|x| x * x).sum::<f32>() / v.len().max(1) as f32).sqrt())
+    };
     let gain_error = dynamics
         .then(|| {
-            let rate = input.sample_rate;
-            Some((
-                gain_reduction_error_db(&aligned_input, &prediction, &aligned_target, rate)?,
-                gain_reduction_db_rms(&aligned_input, &aligned_target, rate)?,
-            ))
+            let model = rms_over_channels(
+                tracks
+                    .iter()
+                    .map(|t| gain_reduction_error_db(&t.input, &t.prediction, &t.target, rate))
+                    .collect(),
+            )?;
+            let bypass = rms_over_channels(
+                tracks
+                    .iter()
+                    .map(|t| gain_reduction_db_rms(&t.input, &t.target, rate))
+                    .collect(),
+            )?;
+            Some((model, bypass))
         })
         .flatten();
     if args.json {
@@ -126,6 +160,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         json["profile_latency_samples"] = profile_latency.into();
         json["seconds"] = seconds.into();
         json["profile"] = profile.meta.name.clone().into();
+        if tracks.len() > 1 {
+            json["esr_channels"] = esr_channels.clone().into();
+        }
         if let Some((error_db, bypass_db)) = gain_error {
             json["gain_reduction_error_db"] = error_db.into();
             json["gain_reduction_error_db_bypass"] = bypass_db.into();
@@ -137,6 +174,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
             metrics.esr, metrics.esr_preemph, metrics.snr_db, metrics.mrstft
         );
         println!("best-lag ESR {esr_best_lag:.5} at {best_lag:+} samples from the reported latency");
+        if tracks.len() > 1 {
+            println!(
+                "stereo-linked: ESR left {:.5}, right {:.5}",
+                esr_channels[0], esr_channels[1]
+            );
+        }
         if let Some((error_db, bypass_db)) = gain_error {
             println!("gain-reduction error {error_db:.3} dB RMS (doing nothing: {bypass_db:.3} dB)");
         }

@@ -59,7 +59,12 @@ pub fn run(args: SignalArgs) -> Result<()> {
         args.sample_rate
     );
     ensure!(
-        args.channels == 1 || (args.channels == 2 && matches!(args.kind, SignalKind::Dynamics)),
+        (1..=2).contains(&args.channels),
+        "--channels must be 1 or 2 (got {})",
+        args.channels
+    );
+    ensure!(
+        args.channels == 1 || matches!(args.kind, SignalKind::Dynamics),
         "--channels 2 applies to --kind dynamics only (other signals are mono)"
     );
     if args.channels == 2 {

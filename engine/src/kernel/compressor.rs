@@ -138,6 +138,12 @@ impl CompressorKernel {
         if self.gain_db.abs() < 1e-30 {
             self.gain_db = 0.0;
         }
+        // Input is finite, but should a state ever not be, start over from silence rather
+        // than stay muted.
+        if !(self.mean_square.is_finite() && self.gain_db.is_finite()) {
+            self.mean_square = 0.0;
+            self.gain_db = 0.0;
+        }
         10f64.powf((self.gain_db + self.makeup_db) / 20.0)
     }
 

@@ -21,8 +21,9 @@ pub use wavenet::WavenetKernel;
 use crate::model::ModelConfig;
 use crate::profile::Weights;
 
-/// A model's streaming kernel, one per audio channel. A clone carries the state too (a warm
-/// kernel clones warm).
+/// A model's streaming kernel: one per audio channel, or one for a stereo pair when the model
+/// is stereo-linked (see [`StreamingModel::linked_mut`]). A clone carries the state too (a
+/// warm kernel clones warm).
 #[derive(Clone)]
 pub enum StreamingModel {
     /// See [`WavenetKernel`].

@@ -107,8 +107,13 @@ impl ModelConfig {
     pub fn size(&self) -> Option<Size> {
         Size::ALL.into_iter().find(|&size| {
             // Shapes decide the size: an imported model's output scale or skip flag may differ.
-            ModelConfig::preset(self.architecture(), size, self.num_knobs())
-                .is_ok_and(|preset| preset.tensor_shapes() == self.tensor_shapes())
+            ModelConfig::preset(self.architecture(), size, self.num_knobs()).is_ok_and(|mut preset| {
+                // A stereo-linked compressor is its mono preset plus the link.
+                if let (ModelConfig::Compressor(p), ModelConfig::Compressor(c)) = (&mut preset, self) {
+                    p.channels = c.channels;
+                }
+                preset.tensor_shapes() == self.tensor_shapes()
+            })
         })
     }
 

@@ -139,3 +139,35 @@ fn host_problems_read_as_one_line() {
         assert!(!text.contains('\n') && text.len() > 20, "{text}");
     }
 }
+
+#[test]
+fn a_dynamics_take_through_a_compressor_passes_with_its_round_trip() {
+    // The plugin's compressor take: the capture signal's clicks, then the dynamics signal,
+    // through the reference compressor (hard at work: -30 dB, 8:1) and the round trip.
+    use crate::reference::{CompressorSettings, ReferenceCompressor};
+    let played: Vec<f32> = crate::signal::dynamics_take_signal(SR, 12.0)
+        .iter()
+        .map(|v| 0.5 * v)
+        .collect();
+    assert_eq!(played.len(), 12 * SR as usize);
+    let clicks = crate::signal::click_positions(SR, played.len());
+    assert!(
+        clicks.iter().all(|&c| played[c] > 0.4),
+        "the intro's clicks are in place"
+    );
+    let settings = CompressorSettings {
+        threshold_db: -30.0,
+        ratio: 8.0,
+        ..CompressorSettings::default()
+    };
+    let mut compressor = ReferenceCompressor::new(SR as f32, settings);
+    let mut wet = vec![0.0; played.len()];
+    compressor.process(&played, &mut wet);
+    let mut returned = noise(played.len() + MAX_LATENCY, QUIET_NOISE, 5);
+    for (i, y) in wet.iter().enumerate() {
+        returned[i + ROUND_TRIP] += y;
+    }
+    let report = check_take(&played, &returned, SR, MAX_LATENCY).expect("a good take");
+    assert_eq!(report.latency_samples, ROUND_TRIP as i64, "{report:?}");
+    assert!(report.replicate_esr.is_none(), "the dynamics signal holds no replicate");
+}

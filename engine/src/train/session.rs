@@ -249,6 +249,11 @@ impl Session {
                 (model, None, None)
             }
         };
+        if model.channels() == 2 && dataset.channels() == 1 {
+            dataset.notes.push(
+                "mono captures for a stereo-linked profile: each plays as both channels, so how the detector joins two different channels is not trained on them".into(),
+            );
+        }
         let config = train_config(&settings, model.clone(), start.is_some())?;
         check_config(&config, &dataset)?;
         let latency_samples = u32::try_from(dataset.alignment_margin_samples).context("margin out of range")?;

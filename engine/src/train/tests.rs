@@ -67,6 +67,7 @@ fn dataset(drives: &[f32]) -> Dataset {
         pairs,
         notes: vec![],
         alignment_margin_samples: 0,
+        stereo: false,
     }
 }
 

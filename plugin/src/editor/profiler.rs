@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
+use doppel_engine::train::EffectKind;
 use egui::{Color32, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 use nice_plug::prelude::*;
@@ -110,6 +111,10 @@ impl ProfilerUi {
         let verdict = status.take_verdict();
         if !verdict.is_empty() && verdict != message {
             ui.label(RichText::new(format!("Last take: {verdict}")).color(DIM));
+        }
+        let plan = status.plan_hint();
+        if !plan.is_empty() {
+            ui.label(&plan);
         }
         let (sent, dropped) = (
             deck.learn_chunks_sent.load(Ordering::Relaxed),
@@ -234,6 +239,30 @@ fn loss_plot(ui: &mut egui::Ui, trainer: &TrainerRemote) {
 fn tagged_knobs_ui(ui: &mut egui::Ui, params: &DoppelParams) {
     {
         let mut setup = params.capture_setup.write().unwrap_or_else(|e| e.into_inner());
+        ui.horizontal(|ui| {
+            ui.label("Device");
+            let kinds = [
+                (
+                    EffectKind::AmpCab,
+                    "Amp / pedal",
+                    "The capture signal; trains a WaveNet",
+                ),
+                (
+                    EffectKind::Compressor,
+                    "Compressor",
+                    "The dynamics signal (level steps, bursts, program); trains the dynamics model",
+                ),
+            ];
+            for (kind, text, hover) in kinds {
+                if ui
+                    .selectable_label(setup.effect == kind, text)
+                    .on_hover_text(hover)
+                    .clicked()
+                {
+                    setup.effect = kind;
+                }
+            }
+        });
         ui.horizontal(|ui| {
             ui.label("Capture length");
             ui.add(

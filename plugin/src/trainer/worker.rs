@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use doppel_engine::dataset::CaptureAudio;
-use doppel_engine::signal::capture_signal;
+use doppel_engine::plan::{capture_plan, describe_setting, next_in_plan};
+use doppel_engine::signal::{capture_signal, dynamics_take_signal};
 use doppel_engine::take::check_take;
+use doppel_engine::train::EffectKind;
 use doppel_engine::train::{CaptureInput, Session, SessionConfig, SessionControl, SessionEvent};
 use doppel_engine::wav::{write_wav_mono, WavAudio};
 use doppel_engine::Profile;
@@ -92,8 +94,8 @@ pub(super) struct Worker {
     status: Arc<TrainerStatus>,
     commands: Receiver<Command>,
     sample_rate_hz: f32,
-    /// The capture signal at unit level for `sample_rate_hz` and the setup's length.
-    signal: Option<(f32, f32, Vec<f32>)>,
+    /// The capture signal at unit level, and the rate, length and effect it was made for.
+    signal: Option<((f32, f32, EffectKind), Vec<f32>)>,
     captures: VecDeque<StoredCapture>,
     learn: LearnBuffer,
     /// The round trip from the last good take, in samples.
@@ -178,7 +180,11 @@ impl Worker {
                     self.status.latency_samples.store(-1, Ordering::Relaxed);
                 }
                 self.sample_rate_hz = sample_rate_hz;
-                if self.signal.as_ref().is_some_and(|(rate, _, _)| *rate != sample_rate_hz) {
+                if self
+                    .signal
+                    .as_ref()
+                    .is_some_and(|((rate, _, _), _)| *rate != sample_rate_hz)
+                {
                     self.arm_take();
                 }
             }
@@ -255,14 +261,20 @@ impl Worker {
         if self.sample_rate_hz <= 0.0 {
             return;
         }
-        let seconds = self.setup().capture_seconds.clamp(10.0, 600.0);
-        let fresh =
-            !matches!(&self.signal, Some((rate, length, _)) if *rate == self.sample_rate_hz && *length == seconds);
+        let setup = self.setup();
+        let seconds = setup.capture_seconds.clamp(10.0, 600.0);
+        let key = (self.sample_rate_hz, seconds, setup.effect);
+        let fresh = !matches!(&self.signal, Some((made, _)) if *made == key);
         if fresh {
-            let signal = capture_signal(self.sample_rate_hz.round() as u32, seconds);
-            self.signal = Some((self.sample_rate_hz, seconds, signal));
+            let rate = self.sample_rate_hz.round() as u32;
+            // A compressor is captured with the dynamics signal (behind the same clicks).
+            let signal = match setup.effect {
+                EffectKind::Compressor => dynamics_take_signal(rate, seconds),
+                EffectKind::AmpCab | EffectKind::Denoiser => capture_signal(rate, seconds),
+            };
+            self.signal = Some((key, signal));
         }
-        if let Some((rate, _, signal)) = &self.signal {
+        if let Some(((rate, _, _), signal)) = &self.signal {
             drop(self.link.armed.post(Box::new(Take::new(signal.clone(), *rate))));
         }
     }
@@ -279,8 +291,45 @@ impl Worker {
         while let Ok(chunk) = self.link.learn.pop() {
             self.gather(&chunk, control);
         }
+        self.update_plan_hint();
         let pending = self.learn.input.len() as f32 / self.learn.sample_rate_hz.max(1.0);
         self.status.learn_pending_seconds.store(pending, Ordering::Relaxed);
+    }
+
+    /// Publishes where the capture plan for the tagged knobs stands: how many of its settings
+    /// the held takes cover, and which to capture next.
+    fn update_plan_hint(&self) {
+        let knobs = self.setup().plan_knobs();
+        if knobs.is_empty() {
+            self.status.set_plan_hint(String::new());
+            return;
+        }
+        let plan = capture_plan(&knobs);
+        let captured: Vec<Vec<f32>> = self
+            .captures
+            .iter()
+            .filter(|c| !c.learned)
+            .map(|c| {
+                knobs
+                    .iter()
+                    .map(|k| c.knobs.get(&k.name).copied().unwrap_or(f32::NAN))
+                    .collect()
+            })
+            .collect();
+        let done = doppel_engine::plan::plan_progress(&knobs, &plan, &captured);
+        let count = done.iter().filter(|d| **d).count();
+        let text = match next_in_plan(&knobs, &plan, &captured) {
+            Some(next) => format!(
+                "Capture plan: {count} of {} settings captured. Next: set the device and the plugin's knobs to {}, then Capture.",
+                plan.len(),
+                describe_setting(&knobs, &plan[next])
+            ),
+            None => format!(
+                "Capture plan complete: all {} settings captured (more between them sharpen the knobs further).",
+                plan.len()
+            ),
+        };
+        self.status.set_plan_hint(text);
     }
 
     fn check_and_store(&mut self, take: Take, control: Option<&SessionControl>) {
@@ -493,6 +542,11 @@ impl Worker {
         }
         config.threads = Some(setup.worker_threads());
         config.lower_priority = true;
+        if setup.effect == EffectKind::Compressor {
+            // The dynamics model and recipe (a fine-tune keeps the profile's model).
+            config.effect = EffectKind::Compressor;
+            config.architecture = EffectKind::Compressor.default_architecture().into();
+        }
         config.start_from = start_from.as_deref().cloned();
         if !fine_tune {
             for tag in setup.knobs.iter().flatten() {

@@ -1,6 +1,7 @@
-//! A simulated device on the Capture Return for the profiling tests: the built-in amp behind
-//! a round trip with a little noise, fed either from the plugin's own output (re-amping, as
-//! for Mode = Capture) or from the DI (a split, as for Mode = Learn). Test thread only.
+//! A simulated device on the Capture Return for the profiling tests: the built-in amp (or the
+//! built-in compressor) behind a round trip with a little noise, fed either from the plugin's
+//! own output (re-amping, as for Mode = Capture) or from the DI (a split, as for Mode =
+//! Learn). Test thread only.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
@@ -11,7 +12,7 @@ use doppel::capture::DeckPhase;
 use doppel::dsp::Controls;
 use doppel::params::{CaptureSetup, KnobLabels};
 use doppel::rig::{ProfilingControls, Rig};
-use doppel_engine::reference::ReampedAmp as SimulatedDevice;
+use doppel_engine::reference::{CompressorSettings, ReampedAmp as SimulatedDevice, ReferenceCompressor};
 use nice_assert_no_alloc::assert_no_alloc;
 
 pub const SR: f32 = 48_000.0;
@@ -26,6 +27,59 @@ pub fn device(noise: f32) -> SimulatedDevice {
 /// The built-in amp at `gain` (tone 5) behind the round trip, with noise of `noise` peak.
 pub fn device_at(gain: f32, noise: f32) -> SimulatedDevice {
     SimulatedDevice::new(SR, gain, 5.0, ROUND_TRIP, noise)
+}
+
+/// A device behind a round trip: what comes back, and what is sent in.
+pub trait Reamped {
+    /// What comes back during the next `out.len()` samples.
+    fn receive(&mut self, out: &mut [f32]);
+    /// Sends `output` into the device.
+    fn send(&mut self, output: &[f32]);
+}
+
+impl Reamped for SimulatedDevice {
+    fn receive(&mut self, out: &mut [f32]) {
+        SimulatedDevice::receive(self, out);
+    }
+    fn send(&mut self, output: &[f32]) {
+        SimulatedDevice::send(self, output);
+    }
+}
+
+/// The built-in compressor behind [`ROUND_TRIP`] samples (no noise).
+pub struct ReampedCompressor {
+    compressor: ReferenceCompressor,
+    in_flight: std::collections::VecDeque<f32>,
+}
+
+impl ReampedCompressor {
+    /// The compressor at `threshold_db` and `ratio` (attack 5 ms, release 100 ms).
+    pub fn new(threshold_db: f32, ratio: f32) -> Self {
+        let settings = CompressorSettings {
+            threshold_db,
+            ratio,
+            attack_ms: 5.0,
+            release_ms: 100.0,
+            ..CompressorSettings::default()
+        };
+        ReampedCompressor {
+            compressor: ReferenceCompressor::new(SR, settings),
+            in_flight: std::iter::repeat_n(0.0, ROUND_TRIP).collect(),
+        }
+    }
+}
+
+impl Reamped for ReampedCompressor {
+    fn receive(&mut self, out: &mut [f32]) {
+        for y in out.iter_mut() {
+            *y = self.in_flight.pop_front().unwrap_or(0.0);
+        }
+    }
+    fn send(&mut self, output: &[f32]) {
+        let mut processed = vec![0.0; output.len()];
+        self.compressor.process(output, &mut processed);
+        self.in_flight.extend(processed);
+    }
 }
 
 /// A rig activated at [`SR`] with `setup`.
@@ -49,7 +103,7 @@ pub enum Feed {
 /// without allocating on the audio thread; returns the left output.
 pub fn block_with(
     rig: &mut Rig,
-    device: &mut SimulatedDevice,
+    device: &mut impl Reamped,
     input: &[f32],
     controls: &Controls,
     profiling: &ProfilingControls,
@@ -69,12 +123,12 @@ pub fn block_with(
 }
 
 /// [`block_with`] at default controls, re-amping.
-pub fn block(rig: &mut Rig, device: &mut SimulatedDevice, input: &[f32], profiling: &ProfilingControls) -> Vec<f32> {
+pub fn block(rig: &mut Rig, device: &mut impl Reamped, input: &[f32], profiling: &ProfilingControls) -> Vec<f32> {
     block_with(rig, device, input, &Controls::default(), profiling, Feed::Output)
 }
 
 /// Plays `input` through the rig in Play mode; returns the left output.
-pub fn play(rig: &mut Rig, device: &mut SimulatedDevice, input: &[f32]) -> Vec<f32> {
+pub fn play(rig: &mut Rig, device: &mut impl Reamped, input: &[f32]) -> Vec<f32> {
     let profiling = ProfilingControls::default();
     input
         .chunks(BLOCK)
@@ -83,7 +137,7 @@ pub fn play(rig: &mut Rig, device: &mut SimulatedDevice, input: &[f32]) -> Vec<f
 }
 
 /// Keeps the audio running (silence in Play) until `done`, failing after `timeout`.
-pub fn wait_until(rig: &mut Rig, device: &mut SimulatedDevice, timeout: Duration, done: impl Fn(&Rig) -> bool) {
+pub fn wait_until(rig: &mut Rig, device: &mut impl Reamped, timeout: Duration, done: impl Fn(&Rig) -> bool) {
     let start = Instant::now();
     let silence = [0.0f32; BLOCK];
     while !done(rig) {
@@ -103,7 +157,7 @@ pub fn wait_until(rig: &mut Rig, device: &mut SimulatedDevice, timeout: Duration
 }
 
 /// Waits for the trainer's message to contain `needle`.
-pub fn wait_for_message(rig: &mut Rig, device: &mut SimulatedDevice, needle: &str) {
+pub fn wait_for_message(rig: &mut Rig, device: &mut impl Reamped, needle: &str) {
     let status = rig.trainer().status().clone();
     wait_until(rig, device, Duration::from_secs(30), |_| {
         status.message().contains(needle)
@@ -112,12 +166,7 @@ pub fn wait_for_message(rig: &mut Rig, device: &mut SimulatedDevice, needle: &st
 
 /// Runs a whole capture from Play (only a change to Capture starts one) with `controls`
 /// (the knobs the take is tagged with) until the deck holds; returns the samples played.
-pub fn capture(
-    rig: &mut Rig,
-    device: &mut SimulatedDevice,
-    controls: &Controls,
-    profiling: &ProfilingControls,
-) -> usize {
+pub fn capture(rig: &mut Rig, device: &mut impl Reamped, controls: &Controls, profiling: &ProfilingControls) -> usize {
     let silence = [0.0f32; BLOCK];
     let play_mode = ProfilingControls::default();
     block_with(rig, device, &silence, controls, &play_mode, Feed::Output);
