@@ -6,11 +6,11 @@
 //! Two-level designs over each knob's range, at most [`MAX_PLAN_SETTINGS`] settings:
 //! - one knob: its centre, then both ends;
 //! - two knobs: the centre, then the four corners;
-//! - three knobs: the centre, then a half fraction of the eight corners (the third knob's end
-//!   is the product of the other two's), so each knob is at both ends twice;
+//! - three knobs: all eight corners (a compressor's knobs interact strongly: a fraction
+//!   would confound one knob with the other two's interaction);
 //! - four knobs: a half fraction of the sixteen corners (the fourth knob's end is the product
-//!   of the other three's): eight settings, each knob at both ends four times, no two knobs'
-//!   effects confounded with each other.
+//!   of the other three's): eight settings, each knob at both ends four times, every knob's
+//!   own effect clear of the two-knob interactions.
 //!
 //! The centre of a knob whose meaning is a ratio or a time (`ratio`, names ending in `_ms`,
 //! `attack`, `release`) is the geometric mean of its ends, where the ear and the model both
@@ -63,27 +63,30 @@ impl PlanKnob {
 pub fn capture_plan(knobs: &[PlanKnob]) -> Vec<Vec<f32>> {
     let centre: Vec<f32> = knobs.iter().map(PlanKnob::centre).collect();
     // Corners as sign patterns: bit i set means knob i at its high end.
+    assert!(
+        knobs.len() <= 4,
+        "capture plans cover at most 4 knobs, not {}",
+        knobs.len()
+    );
     let corners: Vec<u32> = match knobs.len() {
         0 => return vec![Vec::new()],
         1 => vec![0b0, 0b1],
         2 => (0..4).collect(),
-        // The last knob's end is the product (XNOR in bits) of the others'.
-        3 => (0..4)
-            .map(|ab: u32| ab | (u32::from(ab.count_ones().is_multiple_of(2)) << 2))
-            .collect(),
+        3 => (0..8).collect(),
+        // The last knob's end is the product of the others' (high when an odd number of
+        // them is high).
         _ => (0..8)
-            .map(|abc: u32| abc | (u32::from(abc.count_ones() % 2 == 1) << 3))
+            .map(|abc: u32| abc | (u32::from(!abc.count_ones().is_multiple_of(2)) << 3))
             .collect(),
     };
     let mut plan = Vec::new();
-    if knobs.len() < 4 {
+    if knobs.len() < 3 {
         plan.push(centre);
     }
     for corner in corners {
         plan.push(
             knobs
                 .iter()
-                .take(4)
                 .enumerate()
                 .map(|(i, k)| k.end(corner & (1 << i) != 0))
                 .collect(),
@@ -114,21 +117,22 @@ pub fn next_in_plan(knobs: &[PlanKnob], plan: &[Vec<f32>], captured: &[Vec<f32>]
     plan_progress(knobs, plan, captured).iter().position(|done| !done)
 }
 
-/// One planned setting as text: `threshold_db -36, ratio 10`.
+/// One planned setting as text: `threshold_db -36, ratio 10`. Each value has the decimals
+/// its knob needs for the shown number to count as the planned one (see [`plan_progress`]).
 pub fn describe_setting(knobs: &[PlanKnob], setting: &[f32]) -> String {
     knobs
         .iter()
         .zip(setting)
         .map(|(knob, value)| {
-            let rounded = if value.abs() >= 10.0 {
-                format!("{value:.0}")
+            let tolerance = (MATCH_FRACTION * (knob.max - knob.min).abs()).max(1e-6);
+            let decimals = (-tolerance.log10()).ceil().clamp(0.0, 6.0) as usize;
+            let text = format!("{value:.decimals$}");
+            let text = if text.contains('.') {
+                text.trim_end_matches('0').trim_end_matches('.').to_owned()
             } else {
-                format!("{:.3}", value)
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')
-                    .to_owned()
+                text
             };
-            format!("{} {rounded}", knob.name)
+            format!("{} {text}", knob.name)
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -183,17 +187,14 @@ mod tests {
     }
 
     #[test]
-    fn fewer_knobs_start_at_a_centre_that_follows_the_knobs_meaning() {
+    fn one_or_two_knobs_start_at_a_centre_that_follows_the_knobs_meaning() {
         let plan = capture_plan(&[knob("ratio", 2.0, 8.0), knob("threshold_db", -40.0, -20.0)]);
         assert_eq!(plan.len(), 5);
         assert_eq!(plan[0], vec![4.0, -30.0], "ratio's centre is geometric");
         let three = capture_plan(&compressor_knobs()[..3]);
-        assert_eq!(three.len(), 5);
+        assert_eq!(three.len(), 8, "three knobs: every corner");
         for i in 0..3 {
-            assert_eq!(
-                three[1..].iter().filter(|s| s[i] == compressor_knobs()[i].max).count(),
-                2
-            );
+            assert_eq!(three.iter().filter(|s| s[i] == compressor_knobs()[i].max).count(), 4);
         }
         assert_eq!(
             capture_plan(&[knob("gain", 0.0, 10.0)]),
@@ -218,5 +219,11 @@ mod tests {
             describe_setting(&compressor_knobs(), &[-36.0, 2.5, 30.0, 1200.0]),
             "threshold_db -36, ratio 2.5, attack_ms 30, release_ms 1200"
         );
+        // A shown value always counts as the planned one: a narrow knob gets its decimals.
+        let narrow = vec![knob("release_ms", 10.0, 15.0)];
+        let plan = capture_plan(&narrow);
+        let text = describe_setting(&narrow, &plan[0]);
+        let shown: f32 = text["release_ms ".len()..].parse().unwrap();
+        assert_eq!(next_in_plan(&narrow, &plan, &[vec![shown]]), Some(1), "{text}");
     }
 }

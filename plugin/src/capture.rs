@@ -15,6 +15,7 @@ use std::time::Duration;
 use atomic_float::AtomicF32;
 use doppel_engine::model::MAX_KNOBS;
 use doppel_engine::take::TakeProblem;
+use doppel_engine::train::EffectKind;
 use nice_plug::util::db_to_gain;
 
 use crate::dsp::sanitize;
@@ -52,10 +53,14 @@ pub struct Take {
     pub knobs: [f32; MAX_KNOBS],
     /// What the audio thread saw go wrong during the take, if anything.
     pub problem: Option<TakeProblem>,
+    /// The kind of device the signal was made for (the capture signal for an amp, the
+    /// dynamics signal for a compressor): what the take trains.
+    pub effect: EffectKind,
 }
 
 impl Take {
-    /// A take of `signal` at `sample_rate_hz`. Not real-time safe: allocates the return.
+    /// A take of `signal` at `sample_rate_hz`, of the amp capture signal (see [`Take::effect`]).
+    /// Not real-time safe: allocates the return.
     pub fn new(signal: Vec<f32>, sample_rate_hz: f32) -> Self {
         let tail = (MAX_ROUND_TRIP_SECONDS * sample_rate_hz) as usize;
         Take {
@@ -66,6 +71,7 @@ impl Take {
             level_db: 0.0,
             knobs: [0.0; MAX_KNOBS],
             problem: None,
+            effect: EffectKind::AmpCab,
         }
     }
 

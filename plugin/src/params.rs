@@ -95,7 +95,8 @@ impl TaggedKnob {
 }
 
 /// What the user set up for profiling, persisted with the project: the tagged knobs (one per
-/// plugin knob, `None` for untagged) and the capture's length and training threads.
+/// plugin knob, `None` for untagged), the kind of device, and the capture's length and
+/// training threads. A project saved before a field existed loads it at its default.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct CaptureSetup {
@@ -450,5 +451,21 @@ mod tests {
         );
         assert_eq!(params.mix.normalized_value_to_string(0.5, true), "50%");
         assert!(params.bypass.flags().contains(ParamFlags::BYPASS));
+    }
+
+    #[test]
+    fn a_capture_setup_saved_before_the_device_kind_loads_as_an_amp() {
+        // What a project saved by an earlier version holds (no `effect`).
+        let old = r#"{"knobs":[null,null,null,null],"capture_seconds":30.0,"threads":0,"max_capture_seconds":1200.0,"model_size":"feather","train_seconds":300.0,"train_steps":0}"#;
+        let setup: CaptureSetup = serde_json::from_str(old).unwrap();
+        assert_eq!(setup.effect, EffectKind::AmpCab);
+        assert_eq!(setup.capture_seconds, 30.0);
+        let compressor = CaptureSetup {
+            effect: EffectKind::Compressor,
+            ..CaptureSetup::default()
+        };
+        let text = serde_json::to_string(&compressor).unwrap();
+        assert!(text.contains(r#""effect":"compressor""#), "{text}");
+        assert_eq!(serde_json::from_str::<CaptureSetup>(&text).unwrap(), compressor);
     }
 }

@@ -155,10 +155,7 @@ impl TrainerStatus {
     }
 
     pub(crate) fn set_plan_hint(&self, text: String) {
-        let mut hint = self.plan_hint.lock().unwrap_or_else(|e| e.into_inner());
-        if *hint != text {
-            *hint = text;
-        }
+        *self.plan_hint.lock().unwrap_or_else(|e| e.into_inner()) = text;
     }
 
     /// Forgets the last take's verdict (Reset).

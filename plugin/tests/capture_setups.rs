@@ -1,9 +1,9 @@
 //! Profiling set-ups beyond one capture, headless: takes tagged with the knobs of several
 //! device settings train one knob-conditioned profile under the capture cap; a compressor is
 //! captured with the dynamics signal along the proposed capture plan and trains the dynamics
-//! model; Learn on a split
-//! (the DI goes to the device directly) measures its delay once from the playing; Mode and
-//! Monitor changes crossfade instead of clicking. Test thread stands in for the audio thread.
+//! model; Learn on a split (the DI goes to the device directly) measures its delay once from
+//! the playing; Mode and Monitor changes crossfade instead of clicking. Test thread stands in
+//! for the audio thread.
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! the way a DAW plays the profile: its output with the latency it reports removed, against the
 //! device's output with the device's latency removed. The best-lag ESR is reported beside it,
 //! never instead: the gap between the two is timing error. A stereo-linked profile is scored
-//! over both channels.
+//! over both channels of a stereo device output.
 
 use std::path::PathBuf;
 
@@ -87,9 +87,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     // Per channel: aligned input, aligned target, prediction. A stereo-linked profile plays a
     // stereo device output's two channels at once (each aligned by the latency found on the
     // mix); anything else plays the mono mix.
-    let targets = super::read_channels_for(&profile, &args.target).ok();
+    let targets = super::is_linked(&profile)
+        .then(|| super::read_channels_for(&profile, &args.target))
+        .transpose()?;
     let tracks: Vec<Track> = match targets {
-        Some(targets) if super::is_linked(&profile) && targets.channels.len() == 2 => {
+        Some(targets) if targets.channels.len() == 2 => {
             let inputs = super::read_channels_for(&profile, &args.input)?;
             fn pick(audio: &WavChannels, c: usize) -> &[f32] {
                 &audio.channels[c.min(audio.channels.len() - 1)]

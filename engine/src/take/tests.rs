@@ -145,11 +145,13 @@ fn a_dynamics_take_through_a_compressor_passes_with_its_round_trip() {
     // The plugin's compressor take: the capture signal's clicks, then the dynamics signal,
     // through the reference compressor (hard at work: -30 dB, 8:1) and the round trip.
     use crate::reference::{CompressorSettings, ReferenceCompressor};
-    let played: Vec<f32> = crate::signal::dynamics_take_signal(SR, 12.0)
+    // 40 s (the plugin's default length): long enough that the capture layout has a
+    // replicate section, which must find no repeat in the dynamics signal.
+    let played: Vec<f32> = crate::signal::dynamics_take_signal(SR, 40.0)
         .iter()
         .map(|v| 0.5 * v)
         .collect();
-    assert_eq!(played.len(), 12 * SR as usize);
+    assert_eq!(played.len(), 40 * SR as usize);
     let clicks = crate::signal::click_positions(SR, played.len());
     assert!(
         clicks.iter().all(|&c| played[c] > 0.4),

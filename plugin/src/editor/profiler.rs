@@ -1,6 +1,7 @@
 //! The editor's profiler panel: routing, Mode and Monitor, the capture level (with its loud
 //! warning), the state (idle / capturing / checking / training / ready) with a live loss
-//! curve, Keep / Revert / Export, and the tagged knobs. GUI thread only.
+//! curve, Keep / Revert / Export, the capture plan's next setting, the device kind (amp or
+//! compressor) and the tagged knobs. GUI thread only.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;

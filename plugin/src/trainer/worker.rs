@@ -52,6 +52,8 @@ pub struct StoredCapture {
     /// Round trip found for this capture, in samples: from the capture signal's clicks for a
     /// take, measured once from the playing for Learn pairs.
     pub latency_samples: i64,
+    /// The kind of device captured (a take's signal; for Learn, the profile playing).
+    pub effect: EffectKind,
 }
 
 impl StoredCapture {
@@ -256,26 +258,37 @@ impl Worker {
         }
     }
 
+    /// The rate, length and kind the next take's signal must have.
+    fn signal_key(&self) -> (f32, f32, EffectKind) {
+        let setup = self.setup();
+        (
+            self.sample_rate_hz,
+            setup.capture_seconds.clamp(10.0, 600.0),
+            setup.effect,
+        )
+    }
+
     /// Prepares a take for the host's rate and posts it to the deck (replacing one never used).
     fn arm_take(&mut self) {
         if self.sample_rate_hz <= 0.0 {
             return;
         }
-        let setup = self.setup();
-        let seconds = setup.capture_seconds.clamp(10.0, 600.0);
-        let key = (self.sample_rate_hz, seconds, setup.effect);
+        let key = self.signal_key();
+        let (seconds, effect) = (key.1, key.2);
         let fresh = !matches!(&self.signal, Some((made, _)) if *made == key);
         if fresh {
             let rate = self.sample_rate_hz.round() as u32;
             // A compressor is captured with the dynamics signal (behind the same clicks).
-            let signal = match setup.effect {
+            let signal = match effect {
                 EffectKind::Compressor => dynamics_take_signal(rate, seconds),
                 EffectKind::AmpCab | EffectKind::Denoiser => capture_signal(rate, seconds),
             };
             self.signal = Some((key, signal));
         }
-        if let Some(((rate, _, _), signal)) = &self.signal {
-            drop(self.link.armed.post(Box::new(Take::new(signal.clone(), *rate))));
+        if let Some(((rate, _, effect), signal)) = &self.signal {
+            let mut take = Take::new(signal.clone(), *rate);
+            take.effect = *effect;
+            drop(self.link.armed.post(Box::new(take)));
         }
     }
 
@@ -290,6 +303,11 @@ impl Worker {
         }
         while let Ok(chunk) = self.link.learn.pop() {
             self.gather(&chunk, control);
+        }
+        // The editor changed the device kind or the length: the armed take (not yet used;
+        // one playing keeps its own signal) is replaced with the right signal.
+        if matches!(&self.signal, Some((key, _)) if *key != self.signal_key()) {
+            self.arm_take();
         }
         self.update_plan_hint();
         let pending = self.learn.input.len() as f32 / self.learn.sample_rate_hz.max(1.0);
@@ -372,6 +390,7 @@ impl Worker {
             label: format!("take {}", self.takes_seen),
             learned: false,
             latency_samples: report.latency_samples,
+            effect: take.effect,
         });
         self.status.judge_take(format!(
             "Take {} is good: round trip {} samples ({:.2} ms), signal {:.0} dB above the noise{}. Training.{}",
@@ -479,6 +498,7 @@ impl Worker {
             label: format!("learn {}", self.learned_seen),
             learned: true,
             latency_samples,
+            effect: self.hub.profile().map_or(EffectKind::AmpCab, |p| profile_effect(&p)),
         };
         let audio = capture.audio();
         if let Some(notice) = self.store(capture) {
@@ -542,11 +562,23 @@ impl Worker {
         }
         config.threads = Some(setup.worker_threads());
         config.lower_priority = true;
-        if setup.effect == EffectKind::Compressor {
-            // The dynamics model and recipe (a fine-tune keeps the profile's model).
-            config.effect = EffectKind::Compressor;
-            config.architecture = EffectKind::Compressor.default_architecture().into();
-        }
+        // The kind the captures were taken for (a fine-tune: the profile's own kind) picks the
+        // architecture and recipe; amp and compressor takes do not train together.
+        let effect = match &start_from {
+            Some(profile) => profile_effect(profile),
+            None => {
+                let first = self.captures.front().map_or(EffectKind::AmpCab, |c| c.effect);
+                if self.captures.iter().any(|c| c.effect != first) {
+                    self.status.say(
+                        "Cannot train: the captures held mix amp and compressor takes. Reset, then capture one kind.",
+                    );
+                    return;
+                }
+                first
+            }
+        };
+        config.effect = effect;
+        config.architecture = effect.default_architecture().into();
         config.start_from = start_from.as_deref().cloned();
         if !fine_tune {
             for tag in setup.knobs.iter().flatten() {
@@ -656,6 +688,13 @@ impl Worker {
         anyhow::ensure!(!self.captures.is_empty(), "there are no captures to export");
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut toml = String::from("# Captures recorded by the Doppel plugin.\n");
+        if self
+            .captures
+            .iter()
+            .any(|c| c.effect == EffectKind::Compressor && !c.learned)
+        {
+            toml.push_str("# Compressor takes (the dynamics signal): train with --effect compressor.\n");
+        }
         for capture in &self.captures {
             let stem = capture.label.replace(' ', "-");
             let (input, target) = (format!("{stem}-input.wav"), format!("{stem}-target.wav"));
@@ -693,6 +732,20 @@ impl Worker {
         std::fs::write(&path, toml).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(self.captures.len())
     }
+}
+
+/// The kind of device a profile models: its training's effect, else a compressor for the
+/// dynamics architecture and an amp otherwise.
+fn profile_effect(profile: &Profile) -> EffectKind {
+    profile
+        .meta
+        .training
+        .as_ref()
+        .and_then(|t| EffectKind::parse(&t.effect).ok())
+        .unwrap_or(match profile.meta.model.architecture() {
+            "compressor" => EffectKind::Compressor,
+            _ => EffectKind::AmpCab,
+        })
 }
 
 /// A TOML basic string (JSON's escapes are a subset of TOML's).
