@@ -34,13 +34,7 @@ pub fn parse_knob(text: &str) -> Result<(String, f32), String> {
 /// Reads a WAV that will be played through `profile`, checking its sample rate.
 pub fn read_input_for(profile: &Profile, path: &Path) -> Result<WavAudio> {
     let audio = read_wav_mono(path)?;
-    ensure!(
-        audio.sample_rate == profile.meta.sample_rate,
-        "sample rate mismatch: {} is {} Hz but the profile was trained at {} Hz",
-        path.display(),
-        audio.sample_rate,
-        profile.meta.sample_rate
-    );
+    check_rate(profile, path, audio.sample_rate)?;
     Ok(audio)
 }
 
@@ -48,13 +42,7 @@ pub fn read_input_for(profile: &Profile, path: &Path) -> Result<WavAudio> {
 /// one or two channels).
 pub fn read_channels_for(profile: &Profile, path: &Path) -> Result<WavChannels> {
     let audio = read_wav_channels(path)?;
-    ensure!(
-        audio.sample_rate == profile.meta.sample_rate,
-        "sample rate mismatch: {} is {} Hz but the profile was trained at {} Hz",
-        path.display(),
-        audio.sample_rate,
-        profile.meta.sample_rate
-    );
+    check_rate(profile, path, audio.sample_rate)?;
     ensure!(
         audio.channels.len() <= 2,
         "{} has {} channels; a stereo-linked profile plays one or two",
@@ -62,6 +50,17 @@ pub fn read_channels_for(profile: &Profile, path: &Path) -> Result<WavChannels> 
         audio.channels.len()
     );
     Ok(audio)
+}
+
+/// The file at `path` must be at the rate `profile` was trained at.
+fn check_rate(profile: &Profile, path: &Path, sample_rate: u32) -> Result<()> {
+    ensure!(
+        sample_rate == profile.meta.sample_rate,
+        "sample rate mismatch: {} is {sample_rate} Hz but the profile was trained at {} Hz",
+        path.display(),
+        profile.meta.sample_rate
+    );
+    Ok(())
 }
 
 /// Whether `profile` plays a stereo pair with one linked detector.

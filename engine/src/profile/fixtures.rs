@@ -19,18 +19,12 @@ impl Profile {
             default,
             unit: unit.into(),
         };
-        let meta = ProfileMeta {
-            format_version: FORMAT_VERSION,
-            name: name.into(),
-            notes: String::new(),
+        let meta = fixture_meta(
+            name.into(),
             model,
-            sample_rate: 48_000,
-            knobs: vec![knob("gain", 0.0, 10.0, 5.0, ""), knob("level", -12.0, 0.0, -6.0, "dB")],
-            latency_samples: 0,
-            training: None,
-            accuracy: None,
-            calibration: None,
-        };
+            vec![knob("gain", 0.0, 10.0, 5.0, ""), knob("level", -12.0, 0.0, -6.0, "dB")],
+            0,
+        );
         Profile::new(meta, weights)
     }
 
@@ -66,18 +60,7 @@ impl Profile {
             let count = shape.iter().product();
             weights.insert(name, shape, vec![0.0; count]);
         }
-        let meta = ProfileMeta {
-            format_version: FORMAT_VERSION,
-            name: name.into(),
-            notes: String::new(),
-            model,
-            sample_rate: 48_000,
-            knobs,
-            latency_samples: 0,
-            training: None,
-            accuracy: None,
-            calibration: None,
-        };
+        let meta = fixture_meta(name.into(), model, knobs, 0);
         Profile::new(meta, weights)
     }
 
@@ -115,18 +98,28 @@ impl Profile {
             }
             weights.insert(name, shape, data);
         }
-        let meta = ProfileMeta {
-            format_version: FORMAT_VERSION,
-            name: format!("{latency_samples}-sample delay"),
-            notes: String::new(),
+        let meta = fixture_meta(
+            format!("{latency_samples}-sample delay"),
             model,
-            sample_rate: 48_000,
-            knobs: Vec::new(),
+            Vec::new(),
             latency_samples,
-            training: None,
-            accuracy: None,
-            calibration: None,
-        };
+        );
         Profile::new(meta, weights)
+    }
+}
+
+/// The header of an untrained 48 kHz fixture.
+fn fixture_meta(name: String, model: ModelConfig, knobs: Vec<KnobDescriptor>, latency_samples: u32) -> ProfileMeta {
+    ProfileMeta {
+        format_version: FORMAT_VERSION,
+        name,
+        notes: String::new(),
+        model,
+        sample_rate: 48_000,
+        knobs,
+        latency_samples,
+        training: None,
+        accuracy: None,
+        calibration: None,
     }
 }
