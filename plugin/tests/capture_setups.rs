@@ -11,7 +11,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::device::{
-    block_with, capture, device, device_at, rig, wait_for_message, wait_until, Feed, ReampedCompressor, BLOCK, SR,
+    block_with, capture, device, device_at, rig, wait_for_message, wait_until, Feed, Reamped, ReampedCompressor, BLOCK,
+    SR,
 };
 use common::nano_profile;
 use doppel::dsp::Controls;
@@ -27,6 +28,20 @@ fn knob_at(normalized: f32) -> Controls {
     let mut controls = Controls::default();
     controls.knobs[0] = normalized;
     controls
+}
+
+/// Waits until the trainer has judged `judged` takes in all, and checks every one was good.
+fn expect_good_take(rig: &mut doppel::rig::Rig, device: &mut impl Reamped, judged: u64) {
+    let status = rig.trainer().status().clone();
+    wait_until(rig, device, Duration::from_secs(30), |_| {
+        status.takes_accepted.load(Ordering::Relaxed) + status.takes_refused.load(Ordering::Relaxed) == judged
+    });
+    assert_eq!(
+        status.takes_accepted.load(Ordering::Relaxed),
+        judged,
+        "{}",
+        status.take_verdict()
+    );
 }
 
 #[test]
@@ -60,16 +75,7 @@ fn takes_at_tagged_knob_settings_train_one_conditioned_profile_under_the_cap() {
     for (take, drive) in [3.0f32, 5.5, 8.0].into_iter().enumerate() {
         let mut device = device_at(drive, 1e-5);
         capture(&mut rig, &mut device, &knob_at(drive / 10.0), &profiling);
-        let judged = take as u64 + 1;
-        wait_until(&mut rig, &mut device, Duration::from_secs(30), |_| {
-            status.takes_accepted.load(Ordering::Relaxed) + status.takes_refused.load(Ordering::Relaxed) == judged
-        });
-        assert_eq!(
-            status.takes_accepted.load(Ordering::Relaxed),
-            judged,
-            "{}",
-            status.take_verdict()
-        );
+        expect_good_take(&mut rig, &mut device, take as u64 + 1);
     }
     assert_eq!(
         status.captures_dropped.load(Ordering::Relaxed),
@@ -152,16 +158,7 @@ fn a_compressor_captured_along_the_plan_trains_the_dynamics_model() {
             &knob_at((threshold_db + 40.0) / 30.0),
             &profiling,
         );
-        let judged = take as u64 + 1;
-        wait_until(&mut rig, &mut device, Duration::from_secs(30), |_| {
-            status.takes_accepted.load(Ordering::Relaxed) + status.takes_refused.load(Ordering::Relaxed) == judged
-        });
-        assert_eq!(
-            status.takes_accepted.load(Ordering::Relaxed),
-            judged,
-            "{}",
-            status.take_verdict()
-        );
+        expect_good_take(&mut rig, &mut device, take as u64 + 1);
     }
     let mut device = ReampedCompressor::new(-25.0, 4.0);
     wait_until(&mut rig, &mut device, Duration::from_secs(10), |_| {
